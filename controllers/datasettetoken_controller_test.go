@@ -1,0 +1,527 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
+)
+
+const (
+	eventually = 20 * time.Second
+	poll       = 100 * time.Millisecond
+)
+
+var ctx = context.Background()
+
+// signingSecret writes the signing Secret name with DATASETTE_SECRET=key.
+func signingSecret(t *testing.T, ns, name, key string) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		StringData: map[string]string{defaultSigningKey: key},
+	}
+	if err := k8sClient.Create(ctx, s); err != nil {
+		t.Fatalf("creating signing Secret: %v", err)
+	}
+	return s
+}
+
+// newToken returns a DatasetteToken signing with the Secret "datasette".
+func newToken(ns, name, actor string) *datasettev1alpha1.DatasetteToken {
+	return &datasettev1alpha1.DatasetteToken{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: datasettev1alpha1.DatasetteTokenSpec{
+			Actor:            actor,
+			SigningSecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"},
+		},
+	}
+}
+
+func create(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := k8sClient.Create(ctx, obj); err != nil {
+		t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
+	}
+}
+
+// readyCondition returns the token's Ready condition, once it reflects its current generation.
+func readyCondition(g Gomega, key types.NamespacedName) *metav1.Condition {
+	var tok datasettev1alpha1.DatasetteToken
+	g.Expect(k8sClient.Get(ctx, key, &tok)).To(Succeed())
+	g.Expect(tok.Status.ObservedGeneration).To(Equal(tok.Generation))
+	c := meta.FindStatusCondition(tok.Status.Conditions, ConditionReady)
+	g.Expect(c).NotTo(BeNil())
+	g.Expect(c.ObservedGeneration).To(Equal(tok.Generation))
+	return c
+}
+
+// waitReason waits until the token's Ready condition has reason.
+func waitReason(t *testing.T, key types.NamespacedName, reason string) *datasettev1alpha1.DatasetteToken {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(readyCondition(g, key).Reason).To(Equal(reason))
+	}, eventually, poll).Should(Succeed())
+	var tok datasettev1alpha1.DatasetteToken
+	if err := k8sClient.Get(ctx, key, &tok); err != nil {
+		t.Fatal(err)
+	}
+	return &tok
+}
+
+// outputToken returns the token held in the Secret name.
+func outputSecret(t *testing.T, ns, name string) *corev1.Secret {
+	t.Helper()
+	var s corev1.Secret
+	if err := k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s); err != nil {
+		t.Fatalf("reading Secret %s: %v", name, err)
+	}
+	return &s
+}
+
+// verify checks a token the way Datasette would, at the current time.
+func verify(t *testing.T, token, key string) *dstoken.Verified {
+	t.Helper()
+	v, err := dstoken.NewVerifier([]byte(key)).Verify(token, dstoken.VerifyOptions{Now: time.Now()})
+	if err != nil {
+		t.Fatalf("Datasette would reject the token: %v", err)
+	}
+	return v
+}
+
+func TestSmokeCreateAndReadBack(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	tok := newToken(ns, "smoke", "root")
+	create(t, tok)
+	var got datasettev1alpha1.DatasetteToken
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(tok), &got); err != nil {
+		t.Fatalf("reading the DatasetteToken back: %v", err)
+	}
+	if got.Spec.Actor != "root" || got.Spec.SigningSecretRef.Name != "datasette" {
+		t.Fatalf("read back %+v", got.Spec)
+	}
+}
+
+func TestMintsTokenIntoOwnedSecret(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	startManager(t, ns)
+	signingSecret(t, ns, "datasette", "s3cret-key")
+	tok := newToken(ns, "ci-writer", "ci-bot")
+	tok.Labels = map[string]string{"app.kubernetes.io/instance": "gitops-owned"}
+	tok.Annotations = map[string]string{"argocd.argoproj.io/tracking-id": "x"}
+	tok.Spec.ExpiresAfter = &metav1.Duration{Duration: 24 * time.Hour}
+	tok.Spec.RenewBefore = &metav1.Duration{Duration: 8 * time.Hour}
+	tok.Spec.SecretName = "ci-writer-token"
+	tok.Spec.Restrictions = &datasettev1alpha1.Restrictions{
+		All:       []datasettev1alpha1.Action{"view-instance"},
+		Databases: []datasettev1alpha1.DatabaseRestriction{{Name: "analytics", Actions: []datasettev1alpha1.Action{"view-database", "execute-sql"}}},
+		Resources: []datasettev1alpha1.ResourceRestriction{{Database: "analytics", Resource: "events", Actions: []datasettev1alpha1.Action{"insert-row"}}},
+	}
+	tok.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{
+		Labels:      map[string]string{"team": "data"},
+		Annotations: map[string]string{"reloader.stakater.com/match": "true"},
+	}
+	create(t, tok)
+	key := client.ObjectKeyFromObject(tok)
+	got := waitReason(t, key, ReasonIssued)
+
+	secret := outputSecret(t, ns, "ci-writer-token")
+	token := string(secret.Data["token"])
+	v := verify(t, token, "s3cret-key")
+	// The claims `datasette-token create-token ci-bot -a view-instance -d analytics view-database
+	// -d analytics execute-sql -r analytics events insert-row -e 86400` gives, written out by hand.
+	want := `{"a":"ci-bot","t":` + jsonInt(v.IssuedAt) + `,"d":86400,"_r":{"a":["vi"],"d":{"analytics":["vd","es"]},"r":{"analytics":{"events":["ir"]}}}}`
+	if string(v.Payload) != want {
+		t.Errorf("payload\n got %s\nwant %s", v.Payload, want)
+	}
+
+	if !metav1.IsControlledBy(secret, got) {
+		t.Errorf("Secret is not controlled by the DatasetteToken: %+v", secret.OwnerReferences)
+	}
+	if secret.Labels[managedByLabel] != managedByValue || secret.Labels["team"] != "data" {
+		t.Errorf("Secret labels %v", secret.Labels)
+	}
+	if _, copied := secret.Labels["app.kubernetes.io/instance"]; copied {
+		t.Errorf("the DatasetteToken's own labels were copied: %v", secret.Labels)
+	}
+	if _, copied := secret.Annotations["argocd.argoproj.io/tracking-id"]; copied {
+		t.Errorf("the DatasetteToken's own annotations were copied: %v", secret.Annotations)
+	}
+	issued := time.Unix(v.IssuedAt, 0).UTC()
+	for k, want := range map[string]string{
+		annotationActor:               "ci-bot",
+		annotationIssuedAt:            issued.Format(time.RFC3339),
+		annotationExpiresAt:           issued.Add(24 * time.Hour).Format(time.RFC3339),
+		"reloader.stakater.com/match": "true",
+	} {
+		if secret.Annotations[k] != want {
+			t.Errorf("annotation %s = %q, want %q", k, secret.Annotations[k], want)
+		}
+	}
+
+	st := got.Status
+	if st.SecretName != "ci-writer-token" || !st.IssuedAt.Time.Equal(issued) ||
+		!st.ExpiresAt.Time.Equal(issued.Add(24*time.Hour)) || !st.RenewalTime.Time.Equal(issued.Add(16*time.Hour)) {
+		t.Errorf("status %+v", st)
+	}
+	if meta.FindStatusCondition(st.Conditions, ConditionStalled) != nil {
+		t.Errorf("a Ready token is not Stalled: %+v", st.Conditions)
+	}
+	waitEvent(t, ns, "ci-writer", "Issued")
+
+	// kstatus (what Flux and Argo CD's health checks build on) sees a Ready token as Current.
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := status.Compute(&unstructured.Unstructured{Object: u})
+	if err != nil || res.Status != status.CurrentStatus {
+		t.Errorf("kstatus computed %v (%v), want Current", res, err)
+	}
+}
+
+func jsonInt(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
+
+// waitEvent waits for an event with reason about the DatasetteToken name.
+func waitEvent(t *testing.T, ns, name, reason string) eventsv1.Event {
+	t.Helper()
+	var found eventsv1.Event
+	NewWithT(t).Eventually(func(g Gomega) {
+		var list eventsv1.EventList
+		g.Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		for _, e := range list.Items {
+			if e.Regarding.Name == name && e.Reason == reason {
+				found = e
+				return
+			}
+		}
+		g.Expect(list.Items).To(ContainElement(HaveField("Reason", reason)))
+	}, eventually, poll).Should(Succeed())
+	return found
+}
+
+func TestFailureReasonsAndRecovery(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	startManager(t, ns)
+
+	// No signing Secret yet: SigningSecretNotFound, Stalled, and kstatus says Failed.
+	tok := newToken(ns, "early", "bot")
+	create(t, tok)
+	key := client.ObjectKeyFromObject(tok)
+	got := waitReason(t, key, ReasonSigningSecretNotFound)
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
+		t.Errorf("want Stalled beside a failure: %+v", got.Status.Conditions)
+	}
+	waitEvent(t, ns, "early", ReasonSigningSecretNotFound)
+
+	// A signing Secret without the key: SigningKeyMissing.
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "datasette"}, Data: map[string][]byte{"OTHER": []byte("x")}}
+	create(t, s)
+	waitReason(t, key, ReasonSigningKeyMissing)
+
+	// An empty key is missing too: Datasette would sign with a random key nobody knows.
+	s.Data = map[string][]byte{defaultSigningKey: {}}
+	if err := k8sClient.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	waitReason(t, key, ReasonSigningKeyMissing)
+
+	// Setting the key turns the token Ready within seconds.
+	s.Data = map[string][]byte{defaultSigningKey: []byte("late-key")}
+	if err := k8sClient.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got = waitReason(t, key, ReasonIssued)
+	t.Logf("Ready %s after the signing key appeared", time.Since(start).Round(time.Millisecond))
+	verify(t, string(outputSecret(t, ns, "early").Data["token"]), "late-key")
+	if meta.FindStatusCondition(got.Status.Conditions, ConditionStalled) != nil {
+		t.Errorf("Stalled stayed after recovery: %+v", got.Status.Conditions)
+	}
+}
+
+func TestSigningSecretCreatedAfterToken(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	startManager(t, ns)
+	tok := newToken(ns, "waiting", "bot")
+	create(t, tok)
+	key := client.ObjectKeyFromObject(tok)
+	waitReason(t, key, ReasonSigningSecretNotFound)
+	signingSecret(t, ns, "datasette", "k")
+	waitReason(t, key, ReasonIssued)
+}
+
+func TestSecretConflicts(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	m := startManager(t, ns)
+	signingSecret(t, ns, "datasette", "k")
+
+	// Someone else's Secret is never written.
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken"}, StringData: map[string]string{"token": "theirs"}}
+	create(t, foreign)
+	tok := newToken(ns, "wants-taken", "bot")
+	tok.Spec.SecretName = "taken"
+	create(t, tok)
+	got := waitReason(t, client.ObjectKeyFromObject(tok), ReasonSecretConflict)
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
+		t.Errorf("a conflict needs a person: want Stalled, got %+v", got.Status.Conditions)
+	}
+	if s := outputSecret(t, ns, "taken"); string(s.Data["token"]) != "theirs" || len(s.OwnerReferences) != 0 {
+		t.Errorf("the foreign Secret was written: %+v", s)
+	}
+	// No retry loop: the write count stays put.
+	settled := m.writes.Load()
+	time.Sleep(3 * time.Second)
+	if n := m.writes.Load() - settled; n != 0 {
+		t.Errorf("%d writes while in conflict, want 0", n)
+	}
+
+	// Two DatasetteTokens naming one Secret: the owner keeps it, the other reports the conflict.
+	first := newToken(ns, "first", "one")
+	first.Spec.SecretName = "shared"
+	create(t, first)
+	waitReason(t, client.ObjectKeyFromObject(first), ReasonIssued)
+	second := newToken(ns, "second", "two")
+	second.Spec.SecretName = "shared"
+	create(t, second)
+	waitReason(t, client.ObjectKeyFromObject(second), ReasonSecretConflict)
+	if v := verify(t, string(outputSecret(t, ns, "shared").Data["token"]), "k"); string(v.Actor.ID) != `"one"` {
+		t.Errorf("the Secret's token is for %s, want the owner's actor", v.Actor.ID)
+	}
+
+	// Once the foreign Secret is gone, the waiting token takes the name within seconds.
+	if err := k8sClient.Delete(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+	waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)
+}
+
+func TestKeyRotationRemintsEveryToken(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	startManager(t, ns)
+	signing := signingSecret(t, ns, "datasette", "old-key")
+	other := signingSecret(t, ns, "other", "unrelated-key")
+	keys := []types.NamespacedName{}
+	for _, name := range []string{"a", "b", "c"} {
+		tok := newToken(ns, name, "bot-"+name)
+		create(t, tok)
+		keys = append(keys, client.ObjectKeyFromObject(tok))
+	}
+	bystander := newToken(ns, "bystander", "bot")
+	bystander.Spec.SigningSecretRef.Name = "other"
+	create(t, bystander)
+	for _, key := range append(keys, client.ObjectKeyFromObject(bystander)) {
+		waitReason(t, key, ReasonIssued)
+	}
+	bystanderToken := string(outputSecret(t, ns, "bystander").Data["token"])
+
+	start := time.Now()
+	signing.StringData = map[string]string{defaultSigningKey: "new-key"}
+	if err := k8sClient.Update(ctx, signing); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range keys {
+		NewWithT(t).Eventually(func(g Gomega) {
+			var s corev1.Secret
+			g.Expect(k8sClient.Get(ctx, key, &s)).To(Succeed())
+			_, err := dstoken.NewVerifier([]byte("new-key")).Verify(string(s.Data["token"]), dstoken.VerifyOptions{Now: time.Now()})
+			g.Expect(err).NotTo(HaveOccurred())
+		}, eventually, poll).Should(Succeed())
+		waitEvent(t, ns, key.Name, "Reminted")
+	}
+	t.Logf("3 tokens re-minted %s after the key rotated", time.Since(start).Round(time.Millisecond))
+	if got := string(outputSecret(t, ns, "bystander").Data["token"]); got != bystanderToken {
+		t.Errorf("a token signed by another Secret was re-minted")
+	}
+	_ = other
+}
+
+func TestRenewsBeforeExpiry(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	startManager(t, ns)
+	signingSecret(t, ns, "datasette", "k")
+	tok := newToken(ns, "short", "bot")
+	tok.Spec.ExpiresAfter = &metav1.Duration{Duration: 4 * time.Second}
+	tok.Spec.RenewBefore = &metav1.Duration{Duration: 2 * time.Second}
+	create(t, tok)
+	key := client.ObjectKeyFromObject(tok)
+	first := waitReason(t, key, ReasonIssued)
+	if want := first.Status.IssuedAt.Add(2 * time.Second); !first.Status.RenewalTime.Time.Equal(want) {
+		t.Errorf("renewalTime %s, want %s", first.Status.RenewalTime, want)
+	}
+	NewWithT(t).Eventually(func(g Gomega) {
+		var cur datasettev1alpha1.DatasetteToken
+		g.Expect(k8sClient.Get(ctx, key, &cur)).To(Succeed())
+		g.Expect(cur.Status.IssuedAt.Time).To(BeTemporally(">", first.Status.IssuedAt.Time))
+	}, 10*time.Second, poll).Should(Succeed())
+	verify(t, string(outputSecret(t, ns, "short").Data["token"]), "k")
+	waitEvent(t, ns, "short", "Renewed")
+}
+
+func TestRepairsTheSecret(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	startManager(t, ns)
+	signingSecret(t, ns, "datasette", "k")
+	tok := newToken(ns, "fixme", "bot")
+	tok.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{Labels: map[string]string{"team": "data"}}
+	create(t, tok)
+	key := client.ObjectKeyFromObject(tok)
+	waitReason(t, key, ReasonIssued)
+	g := NewWithT(t)
+
+	// A deleted Secret is recreated.
+	if err := k8sClient.Delete(ctx, outputSecret(t, ns, "fixme")); err != nil {
+		t.Fatal(err)
+	}
+	g.Eventually(func() error {
+		var s corev1.Secret
+		return k8sClient.Get(ctx, key, &s)
+	}, eventually, poll).Should(Succeed())
+	verify(t, string(outputSecret(t, ns, "fixme").Data["token"]), "k")
+
+	// An edited token is replaced; our label is put back; others' labels stay.
+	s := outputSecret(t, ns, "fixme")
+	s.Data["token"] = []byte("dstok_tampered.signature")
+	delete(s.Labels, "team")
+	s.Labels["added-by-someone"] = "yes"
+	if err := k8sClient.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	g.Eventually(func(g Gomega) {
+		s := outputSecret(t, ns, "fixme")
+		_, err := dstoken.NewVerifier([]byte("k")).Verify(string(s.Data["token"]), dstoken.VerifyOptions{Now: time.Now()})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(s.Labels).To(HaveKeyWithValue("team", "data"))
+		g.Expect(s.Labels).To(HaveKeyWithValue("added-by-someone", "yes"))
+	}, eventually, poll).Should(Succeed())
+
+	// A Secret that lost the operator's label (so its cache no longer sees it) is still ours.
+	s = outputSecret(t, ns, "fixme")
+	delete(s.Labels, managedByLabel)
+	if err := k8sClient.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	g.Eventually(func() map[string]string { return outputSecret(t, ns, "fixme").Labels }, eventually, poll).
+		Should(HaveKeyWithValue(managedByLabel, managedByValue))
+
+	// Changing secretName moves the token and removes the old Secret.
+	var cur datasettev1alpha1.DatasetteToken
+	g.Expect(k8sClient.Get(ctx, key, &cur)).To(Succeed())
+	cur.Spec.SecretName = "moved"
+	g.Expect(k8sClient.Update(ctx, &cur)).To(Succeed())
+	waitReason(t, key, ReasonIssued)
+	verify(t, string(outputSecret(t, ns, "moved").Data["token"]), "k")
+	g.Eventually(func() bool {
+		var old corev1.Secret
+		return apierrors.IsNotFound(k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: "fixme"}, &old))
+	}, eventually, poll).Should(BeTrue())
+}
+
+func TestSpecChangeReissues(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	startManager(t, ns)
+	signingSecret(t, ns, "datasette", "k")
+	tok := newToken(ns, "evolving", "bot")
+	tok.Spec.ExpiresAfter = &metav1.Duration{Duration: time.Hour}
+	create(t, tok)
+	key := client.ObjectKeyFromObject(tok)
+	waitReason(t, key, ReasonIssued)
+
+	var cur datasettev1alpha1.DatasetteToken
+	NewWithT(t).Expect(k8sClient.Get(ctx, key, &cur)).To(Succeed())
+	cur.Spec.ExpiresAfter = nil
+	cur.Spec.Restrictions = &datasettev1alpha1.Restrictions{All: []datasettev1alpha1.Action{"view-instance", "my-plugin-action"}}
+	NewWithT(t).Expect(k8sClient.Update(ctx, &cur)).To(Succeed())
+	got := waitReason(t, key, ReasonIssued)
+	v := verify(t, string(outputSecret(t, ns, "evolving").Data["token"]), "k")
+	if string(v.Actor.Restrictions) != `{"a":["vi","my-plugin-action"]}` || v.Duration != 0 {
+		t.Errorf("re-issued token: _r %s, duration %d", v.Actor.Restrictions, v.Duration)
+	}
+	if got.Status.ExpiresAt != nil || got.Status.RenewalTime != nil {
+		t.Errorf("a token that never expires has no expiry or renewal time: %+v", got.Status)
+	}
+	if _, ok := outputSecret(t, ns, "evolving").Annotations[annotationExpiresAt]; ok {
+		t.Errorf("expires-at annotation left on a token that never expires")
+	}
+	e := waitEvent(t, ns, "evolving", "UnknownAction")
+	if e.Type != corev1.EventTypeWarning || !strings.Contains(e.Note, "my-plugin-action") {
+		t.Errorf("unknown action event %+v", e)
+	}
+}
+
+func TestNoWritesOnRestartOrResync(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	first := startManager(t, ns)
+	signingSecret(t, ns, "datasette", "k")
+	for _, name := range []string{"one", "two", "three"} {
+		tok := newToken(ns, name, name)
+		tok.Spec.ExpiresAfter = &metav1.Duration{Duration: time.Hour}
+		tok.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{Labels: map[string]string{"x": "y"}}
+		create(t, tok)
+		waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)
+	}
+	first.Stop()
+	tokens := map[string]string{}
+	for _, name := range []string{"one", "two", "three"} {
+		tokens[name] = string(outputSecret(t, ns, name).Data["token"])
+	}
+
+	restarted := startManager(t, ns, withSyncPeriod(2*time.Second))
+	time.Sleep(7 * time.Second) // the initial sync, then resyncs
+	if n := restarted.writes.Load(); n != 0 {
+		t.Errorf("a restarted manager made %d writes over settled tokens, want 0", n)
+	}
+	for name, token := range tokens {
+		if got := string(outputSecret(t, ns, name).Data["token"]); got != token {
+			t.Errorf("token %s was re-minted", name)
+		}
+	}
+}
+
+func TestCachesOnlyOwnedSecrets(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	m := startManager(t, ns)
+	signingSecret(t, ns, "datasette", "k")
+	tok := newToken(ns, "cached", "bot")
+	create(t, tok)
+	waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)
+
+	cached := m.reconciler.Client
+	var s corev1.Secret
+	if err := cached.Get(ctx, types.NamespacedName{Namespace: ns, Name: "cached"}, &s); err != nil {
+		t.Errorf("the operator's own Secret is not in its cache: %v", err)
+	}
+	if err := cached.Get(ctx, types.NamespacedName{Namespace: ns, Name: "datasette"}, &s); !apierrors.IsNotFound(err) {
+		t.Errorf("the signing Secret's data is cached (err=%v); only Secrets carrying %s may be", err, managedByLabel)
+	}
+}

@@ -1,0 +1,50 @@
+package controllers
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+)
+
+// Metrics on the manager's endpoint. They carry names and times, never a key or a token.
+var (
+	tokenExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "datasette_token_expiry_timestamp_seconds",
+		Help: "Unix time at which the DatasetteToken's current token expires (absent for tokens that never expire).",
+	}, []string{"namespace", "name"})
+	tokenReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "datasette_token_ready",
+		Help: "1 when the DatasetteToken's Secret holds a valid token for its current spec, else 0.",
+	}, []string{"namespace", "name"})
+	tokenMints = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "datasette_token_mints_total",
+		Help: "Tokens minted, by reason: issue, renewal, rotation or repair.",
+	}, []string{"reason"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(tokenExpiry, tokenReady, tokenMints)
+}
+
+// recordTokenMetrics publishes a DatasetteToken's readiness and expiry.
+func recordTokenMetrics(tok *datasettev1alpha1.DatasetteToken) {
+	ready := 0.0
+	if meta.IsStatusConditionTrue(tok.Status.Conditions, ConditionReady) {
+		ready = 1
+	}
+	tokenReady.WithLabelValues(tok.Namespace, tok.Name).Set(ready)
+	if exp := tok.Status.ExpiresAt; exp != nil {
+		tokenExpiry.WithLabelValues(tok.Namespace, tok.Name).Set(float64(exp.Unix()))
+	} else {
+		tokenExpiry.DeleteLabelValues(tok.Namespace, tok.Name)
+	}
+}
+
+// forgetTokenMetrics drops the series of a deleted DatasetteToken.
+func forgetTokenMetrics(name types.NamespacedName) {
+	tokenReady.DeleteLabelValues(name.Namespace, name.Name)
+	tokenExpiry.DeleteLabelValues(name.Namespace, name.Name)
+}

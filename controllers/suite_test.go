@@ -1,0 +1,221 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+)
+
+// The envtest suite: every test gets a namespace of its own and a manager watching only that
+// namespace, against one real kube-apiserver and etcd started here.
+
+var (
+	testEnv   *envtest.Environment
+	cfg       *rest.Config
+	k8sClient client.Client
+	scheme    = runtime.NewScheme()
+	// managerLogs captures everything every manager logs, for the test that no secret leaks.
+	managerLogs syncBuffer
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, datasettev1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			panic(err)
+		}
+	}
+	logf.SetLogger(zap.New(zap.WriteTo(&managerLogs), zap.UseDevMode(true)))
+
+	assets := controlPlaneAssets()
+	if assets == "" {
+		msg := "no control plane binaries: run `make envtest` (it builds kube-apiserver and etcd into bin/k8s/), or set KUBEBUILDER_ASSETS"
+		if os.Getenv("DATASETTE_TOKEN_REQUIRE_ENVTEST") != "" || os.Getenv("CI") != "" {
+			fmt.Fprintln(os.Stderr, "FAIL:", msg)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "envtest tests will be skipped:", msg)
+		return m.Run()
+	}
+
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:        []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing:    true,
+		BinaryAssetsDirectory:    assets,
+		ControlPlaneStartTimeout: 2 * time.Minute,
+		ControlPlaneStopTimeout:  time.Minute,
+	}
+	var err error
+	if cfg, err = testEnv.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: starting the envtest control plane:", err)
+		return 1
+	}
+	defer func() {
+		if err := testEnv.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the envtest control plane:", err)
+		}
+	}()
+	fmt.Fprintf(os.Stderr, "envtest: kube-apiserver and etcd from %s are serving %s\n", assets, cfg.Host)
+	if k8sClient, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: creating a client:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// controlPlaneAssets finds the kube-apiserver and etcd binaries: KUBEBUILDER_ASSETS, else what
+// `make envtest` built under bin/k8s/.
+func controlPlaneAssets() string {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir
+	}
+	matches, _ := filepath.Glob(filepath.Join("..", "bin", "k8s", "*", "kube-apiserver"))
+	if len(matches) == 0 {
+		return ""
+	}
+	dir, _ := filepath.Abs(filepath.Dir(matches[len(matches)-1]))
+	return dir
+}
+
+// requireEnvtest skips a test when the control plane was not found outside `make test` and CI
+// (there, TestMain has already failed the run).
+func requireEnvtest(t *testing.T) {
+	t.Helper()
+	if testEnv == nil {
+		t.Skip("no envtest control plane: run `make envtest`")
+	}
+}
+
+// testManager is a running manager that reconciles DatasetteTokens in one namespace.
+type testManager struct {
+	stop   context.CancelFunc
+	done   chan struct{}
+	writes *atomic.Int64
+	// reconciler's clock, for tests that move time.
+	reconciler *DatasetteTokenReconciler
+}
+
+// managerOption adjusts a test manager's options.
+type managerOption func(*ctrl.Options)
+
+// withSyncPeriod makes the manager's caches resync every period.
+func withSyncPeriod(period time.Duration) managerOption {
+	return func(o *ctrl.Options) { o.Cache.SyncPeriod = &period }
+}
+
+// startManager runs the operator's controller for namespace until the test ends, counting every
+// write (create, update, patch, delete, events included) it sends to the API server.
+func startManager(t *testing.T, namespace string, opts ...managerOption) *testManager {
+	t.Helper()
+	writes := &atomic.Int64{}
+	mgrCfg := rest.CopyConfig(cfg)
+	mgrCfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method != http.MethodGet {
+				writes.Add(1)
+			}
+			return rt.RoundTrip(req)
+		})
+	}
+	options := ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  CacheOptions(),
+		Logger:                 logf.Log.WithName(namespace),
+		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
+	}
+	options.Cache.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+	for _, o := range opts {
+		o(&options)
+	}
+	mgr, err := ctrl.NewManager(mgrCfg, options)
+	if err != nil {
+		t.Fatalf("creating a manager: %v", err)
+	}
+	r := &DatasetteTokenReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("datasette-token-operator"),
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		t.Fatalf("setting up the controller: %v", err)
+	}
+	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), options.Logger))
+	tm := &testManager{stop: cancel, done: make(chan struct{}), writes: writes, reconciler: r}
+	go func() {
+		defer close(tm.done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("manager stopped: %v", err)
+		}
+	}()
+	t.Cleanup(tm.Stop)
+	return tm
+}
+
+// Stop stops the manager and waits until it has.
+func (m *testManager) Stop() {
+	m.stop()
+	<-m.done
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+func ptrTo[T any](v T) *T { return &v }
+
+// newNamespace creates a namespace for one test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "dstok-test-"}}
+	if err := k8sClient.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating a namespace: %v", err)
+	}
+	return ns.Name
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
