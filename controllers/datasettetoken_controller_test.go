@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -116,6 +118,24 @@ func TestSmokeCreateAndReadBack(t *testing.T) {
 	}
 	if got.Spec.Actor != "root" || got.Spec.SigningSecretRef.Name != "datasette" {
 		t.Fatalf("read back %+v", got.Spec)
+	}
+
+	// What `kubectl get dstok` shows.
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := k8sClient.Get(ctx, types.NamespacedName{Name: "datasettetokens.datasette.io"}, &crd); err != nil {
+		t.Fatal(err)
+	}
+	var columns []string
+	for _, c := range crd.Spec.Versions[0].AdditionalPrinterColumns {
+		if c.Priority == 0 {
+			columns = append(columns, c.Name)
+		}
+	}
+	if want := []string{"Ready", "Actor", "Secret", "Expires", "Age"}; !slices.Equal(columns, want) {
+		t.Errorf("printer columns %v, want %v", columns, want)
+	}
+	if names := crd.Spec.Names; !slices.Contains(names.ShortNames, "dstok") || crd.Spec.Scope != apiextensionsv1.NamespaceScoped {
+		t.Errorf("names %+v, scope %s", names, crd.Spec.Scope)
 	}
 }
 

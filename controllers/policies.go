@@ -244,14 +244,3 @@ func secretMetadata(tok *datasettev1alpha1.DatasetteToken, want desiredToken, is
 	}
 	return labels, annotations
 }
-
-// missingEntries reports whether have lacks any of want's entries, or holds another value.
-func missingEntries(have, want map[string]string) bool {
-	for k, v := range want {
-		if got, ok := have[k]; !ok || got != v {
-			return true
-		}
-	}
-	return false
-}
-

@@ -1,0 +1,83 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+)
+
+// TestAdmissionRejectsBadSpecs creates each bad DatasetteToken against the real API server and
+// checks the message a kubectl user would see.
+func TestAdmissionRejectsBadSpecs(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	actions := func(a ...datasettev1alpha1.Action) []datasettev1alpha1.Action { return a }
+	tests := []struct {
+		name   string
+		mutate func(*datasettev1alpha1.DatasetteTokenSpec)
+		want   string
+	}{
+		{"empty actor", func(s *datasettev1alpha1.DatasetteTokenSpec) { s.Actor = "" },
+			"spec.actor: Invalid value: \"\": spec.actor in body should be at least 1 chars long"},
+		{"zero lifetime", func(s *datasettev1alpha1.DatasetteTokenSpec) { s.ExpiresAfter = duration(0) },
+			"expiresAfter must be positive"},
+		{"fractional lifetime", func(s *datasettev1alpha1.DatasetteTokenSpec) { s.ExpiresAfter = duration(1500 * time.Millisecond) },
+			"spec.expiresAfter in body should match"},
+		{"negative lifetime", func(s *datasettev1alpha1.DatasetteTokenSpec) { s.ExpiresAfter = duration(-time.Hour) },
+			"spec.expiresAfter in body should match"},
+		{"zero renewBefore", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.ExpiresAfter, s.RenewBefore = duration(time.Hour), duration(0)
+		}, "renewBefore must be positive"},
+		{"renewBefore not shorter than lifetime", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.ExpiresAfter, s.RenewBefore = duration(time.Hour), duration(2*time.Hour)
+		}, "renewBefore must be shorter than expiresAfter"},
+		{"renewBefore without lifetime", func(s *datasettev1alpha1.DatasetteTokenSpec) { s.RenewBefore = duration(time.Hour) },
+			"renewBefore needs expiresAfter"},
+		{"empty instance action", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.Restrictions = &datasettev1alpha1.Restrictions{All: actions("")}
+		}, "spec.restrictions.all[0] in body should be at least 1 chars long"},
+		{"empty database name", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.Restrictions = &datasettev1alpha1.Restrictions{Databases: []datasettev1alpha1.DatabaseRestriction{{Name: "", Actions: actions("view-database")}}}
+		}, "spec.restrictions.databases[0].name in body should be at least 1 chars long"},
+		{"database without actions", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.Restrictions = &datasettev1alpha1.Restrictions{Databases: []datasettev1alpha1.DatabaseRestriction{{Name: "db", Actions: actions()}}}
+		}, "spec.restrictions.databases[0].actions: Required value"},
+		{"empty resource", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.Restrictions = &datasettev1alpha1.Restrictions{Resources: []datasettev1alpha1.ResourceRestriction{{Database: "db", Resource: "", Actions: actions("view-table")}}}
+		}, "spec.restrictions.resources[0].resource in body should be at least 1 chars long"},
+		{"empty resource action", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.Restrictions = &datasettev1alpha1.Restrictions{Resources: []datasettev1alpha1.ResourceRestriction{{Database: "db", Resource: "t", Actions: actions("")}}}
+		}, "spec.restrictions.resources[0].actions[0] in body should be at least 1 chars long"},
+		{"missing signing Secret name", func(s *datasettev1alpha1.DatasetteTokenSpec) { s.SigningSecretRef.Name = "" },
+			"spec.signingSecretRef.name in body should be at least 1 chars long"},
+		{"invalid signing Secret name", func(s *datasettev1alpha1.DatasetteTokenSpec) { s.SigningSecretRef.Name = "Not_A_Name" },
+			"spec.signingSecretRef.name in body should match"},
+		{"invalid signing key", func(s *datasettev1alpha1.DatasetteTokenSpec) { s.SigningSecretRef.Key = "no spaces" },
+			"spec.signingSecretRef.key in body should match"},
+		{"invalid output Secret name", func(s *datasettev1alpha1.DatasetteTokenSpec) { s.SecretName = "UPPER" },
+			"spec.secretName in body should match"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := newToken(ns, "bad", "bot")
+			tt.mutate(&tok.Spec)
+			err := k8sClient.Create(ctx, tok)
+			if err == nil {
+				t.Fatalf("the API server accepted %+v", tok.Spec)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("message %q\nwant it to contain %q", err, tt.want)
+			}
+		})
+	}
+
+	// A plugin's (unknown) action is accepted: Datasette's CLI only warns, and so does the operator.
+	ok := newToken(ns, "plugin-action", "bot")
+	ok.Spec.ExpiresAfter = &metav1.Duration{Duration: 90 * time.Minute}
+	ok.Spec.Restrictions = &datasettev1alpha1.Restrictions{All: actions("my-plugin-action")}
+	create(t, ok)
+}
