@@ -6,6 +6,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -51,7 +52,7 @@ type DatasetteTokenReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=datasette.io,resources=datasettetokens,verbs=get;list;watch
-// +kubebuilder:rbac:groups=datasette.io,resources=datasettetokens/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=datasette.io,resources=datasettetokens/status,verbs=get;update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -214,7 +215,8 @@ func (r *DatasetteTokenReconciler) outputSecret(ctx context.Context, namespace, 
 
 // writeSecret creates or updates the output Secret, and writes nothing when it is as it should be.
 // minted is the new token, or "" to keep the current one.
-func (r *DatasetteTokenReconciler) writeSecret(ctx context.Context, tok *datasettev1alpha1.DatasetteToken, existing *corev1.Secret, want desiredToken, minted string, issuedAt time.Time) error {
+func (r *DatasetteTokenReconciler) writeSecret(ctx context.Context, tok *datasettev1alpha1.DatasetteToken, existing *corev1.Secret,
+	want desiredToken, minted string, issuedAt time.Time) error {
 	secret := existing.DeepCopy()
 	if secret == nil {
 		secret = &corev1.Secret{
@@ -228,19 +230,15 @@ func (r *DatasetteTokenReconciler) writeSecret(ctx context.Context, tok *dataset
 		}
 		secret.Data[tokenKey] = []byte(minted)
 	}
-	labels, annotations := secretMetadata(tok, want, issuedAt)
+	wantLabels, wantAnnotations := secretMetadata(tok, want, issuedAt)
 	if secret.Labels == nil {
 		secret.Labels = map[string]string{}
 	}
 	if secret.Annotations == nil {
 		secret.Annotations = map[string]string{}
 	}
-	for k, v := range labels {
-		secret.Labels[k] = v
-	}
-	for k, v := range annotations {
-		secret.Annotations[k] = v
-	}
+	maps.Copy(secret.Labels, wantLabels)
+	maps.Copy(secret.Annotations, wantAnnotations)
 	if want.lifetime == 0 {
 		delete(secret.Annotations, annotationExpiresAt)
 	}

@@ -346,7 +346,7 @@ func TestKeyRotationRemintsEveryToken(t *testing.T) {
 	startManager(t, ns)
 	signing := signingSecret(t, ns, "datasette", "old-key")
 	other := signingSecret(t, ns, "other", "unrelated-key")
-	keys := []types.NamespacedName{}
+	keys := make([]types.NamespacedName, 0, 3)
 	for _, name := range []string{"a", "b", "c"} {
 		tok := newToken(ns, name, "bot-"+name)
 		create(t, tok)

@@ -3,6 +3,7 @@ package controllers
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -229,12 +230,8 @@ func mintDecision(seen observedToken, key []byte, want desiredToken, now time.Ti
 func secretMetadata(tok *datasettev1alpha1.DatasetteToken, want desiredToken, issuedAt time.Time) (labels, annotations map[string]string) {
 	labels, annotations = map[string]string{}, map[string]string{}
 	if t := tok.Spec.SecretTemplate; t != nil {
-		for k, v := range t.Labels {
-			labels[k] = v
-		}
-		for k, v := range t.Annotations {
-			annotations[k] = v
-		}
+		maps.Copy(labels, t.Labels)
+		maps.Copy(annotations, t.Annotations)
 	}
 	labels[managedByLabel] = managedByValue
 	annotations[annotationActor] = want.claims.Actor

@@ -222,7 +222,3 @@ type DatasetteTokenList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []DatasetteToken `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&DatasetteToken{}, &DatasetteTokenList{})
-}
