@@ -102,12 +102,12 @@ envtest: ## Build kube-apiserver and etcd from Go modules into bin/k8s/ (cold: 1
 	@hack/build-envtest.sh $(LOCALBIN) >/dev/null
 
 .PHONY: dev-cluster
-dev-cluster: envtest manifests ## Start a local control plane with the CRDs installed; prints KUBECONFIG=<path>.
+dev-cluster: envtest ## Start a local control plane with the CRDs installed; prints KUBECONFIG=<path>.
 	@go build -o $(LOCALBIN)/dev-cluster/dev-cluster ./hack/dev-cluster
 	@KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" exec $(LOCALBIN)/dev-cluster/dev-cluster --kubeconfig-out $(LOCALBIN)/dev-cluster/kubeconfig
 
 .PHONY: demo
-demo: envtest manifests ## The whole thing end to end: a local control plane, the operator and a sample token.
+demo: envtest ## The whole thing end to end: a local control plane, the operator and a sample token.
 	@KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" hack/demo.sh
 
 ##@ Deployment

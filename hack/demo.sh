@@ -20,15 +20,21 @@ pids=()
 cleanup() {
   trap - EXIT INT TERM
   say "stopping"
+  kill "$watchdog" 2>/dev/null || true
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -INT "${pids[i]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 0' INT TERM
+# Stop with whoever started us (make, say), even when only it was signalled.
+parent=$PPID
+(while kill -0 "$parent" 2>/dev/null; do sleep 1; done; kill -TERM $$ 2>/dev/null) &
+watchdog=$!
 
 say "starting a local control plane (kube-apiserver and etcd)"
 bin/dev-cluster/dev-cluster --kubeconfig-out "$demo/kubeconfig" >"$demo/dev-cluster.out" 2>"$demo/dev-cluster.log" &
 pids+=($!)
-for _ in $(seq 120); do grep -q '^KUBECONFIG=' "$demo/dev-cluster.out" && break; sleep 1; done
+for _ in $(seq 120); do grep -qs '^KUBECONFIG=' "$demo/dev-cluster.out" && break; sleep 1; done
 grep -q '^KUBECONFIG=' "$demo/dev-cluster.out" || { cat "$demo/dev-cluster.log" >&2; exit 1; }
 export "$(grep '^KUBECONFIG=' "$demo/dev-cluster.out")"
 
@@ -59,4 +65,4 @@ curl -fsS http://127.0.0.1:18080/metrics 2>/dev/null | grep '^datasette_token' |
 
 say "the cluster stays up; press Ctrl-C to stop"
 echo "KUBECONFIG=$KUBECONFIG"
-while kill -0 "${pids[0]}" 2>/dev/null; do sleep 1; done
+wait "${pids[0]}"
