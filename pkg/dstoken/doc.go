@@ -1,0 +1,24 @@
+// Package dstoken mints, verifies and decodes Datasette signed API tokens
+// ("dstok_..." bearer tokens, what `datasette create-token` prints), matching
+// Datasette 1.0 byte for byte where that is possible and verdict for verdict
+// everywhere.
+//
+// A token is "dstok_" followed by an itsdangerous URLSafeSerializer value
+// (package itsdangerous) with the salt "token", whose payload is the compact
+// JSON object {"a": actor, "t": issued, "d": duration, "_r": restrictions}.
+//
+// [Minter.Mint] writes the payload exactly as Python's json.dumps does (see
+// [Claims.PayloadJSON]), so an uncompressed token is byte-identical to
+// Datasette's. A compressed token can differ in its zlib bytes (Go's zlib is
+// not CPython's) but carries the identical payload and is accepted by
+// Datasette.
+//
+// [Verifier.Verify] reproduces SignedTokenHandler.verify_token, including its
+// Python semantics: Python's json (NaN, big integers, duplicate keys), bool
+// counted as int, float time comparison, and the order of its checks. Its
+// errors tell the outcome Datasette would give: [ErrNotDatasetteToken]
+// (handler returns None), [*InvalidTokenError] (HTTP 401) or [*ServerError]
+// (an uncaught exception, HTTP 500).
+//
+// [Decode] reads a token without a key, for inspection only.
+package dstoken

@@ -1,0 +1,472 @@
+package dstoken
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// This file parses JSON the way Python's json.loads (CPython's C scanner)
+// does, because Datasette decodes token payloads with it:
+//
+//   - the text must be valid UTF-8 (itsdangerous decodes the bytes strictly);
+//   - whitespace is " \t\n\r" only; a BOM is an error;
+//   - NaN, Infinity and -Infinity are accepted;
+//   - a number with a fraction or an exponent is a float (so 1.0 is not an
+//     int); other numbers are ints of any size, except that an int with more
+//     than 4300 digits is an error (Python 3.11+'s int_max_str_digits);
+//   - control characters U+0000-U+001F inside strings are errors; \uXXXX
+//     escapes may produce lone surrogates, which are kept;
+//   - duplicate object keys: the last value wins, at the first key's position;
+//   - nesting deeper than maxDepth is an error (Python raises RecursionError
+//     at a depth that depends on its version and its stack; see maxDepth).
+
+// maxDepth is the deepest nesting of arrays and objects accepted. Python
+// raises RecursionError at a depth that depends on its version and on how
+// deep its call stack already is: CPython 3.11 (recursion limit 1000) fails at
+// 996 levels from the top of a script, and earlier inside Datasette, whose
+// stack is deeper. The exact boundary cannot be reproduced; 900 is a little
+// below it. Only the holder of the secret can produce such a payload.
+const maxDepth = 900
+
+// maxIntDigits is CPython's default sys.get_int_max_str_digits().
+const maxIntDigits = 4300
+
+type pyKind uint8
+
+const (
+	pyNull pyKind = iota
+	pyBool
+	pyInt
+	pyFloat
+	pyString
+	pyList
+	pyDict
+)
+
+// pyValue is a decoded JSON value with Python's types.
+type pyValue struct {
+	kind  pyKind
+	bool  bool
+	num   string    // pyInt: the literal, as written
+	float float64   // pyFloat
+	str   string    // pyString: the text, lone surrogates in WTF-8 form
+	list  []pyValue // pyList
+	keys  []string  // pyDict: keys in first-appearance order
+	vals  []pyValue // pyDict: the last value given for each key
+}
+
+// get returns the value of key in a dict.
+func (v *pyValue) get(key string) (*pyValue, bool) {
+	for i, k := range v.keys {
+		if k == key {
+			return &v.vals[i], true
+		}
+	}
+	return nil, false
+}
+
+// isInt reports whether Python's isinstance(v, int) holds: ints and bools.
+func (v *pyValue) isInt() bool { return v.kind == pyInt || v.kind == pyBool }
+
+// bigInt returns the value of an int or bool as a big.Int.
+func (v *pyValue) bigInt() *big.Int {
+	n := new(big.Int)
+	switch v.kind {
+	case pyBool:
+		if v.bool {
+			n.SetInt64(1)
+		}
+	case pyInt:
+		n.SetString(v.num, 10) // the parser only produces valid literals
+	}
+	return n
+}
+
+// typeName returns Python's type(v).__name__.
+func (v *pyValue) typeName() string {
+	return [...]string{"NoneType", "bool", "int", "float", "str", "list", "dict"}[v.kind]
+}
+
+// appendJSON appends v as json.dumps(v, separators=(",", ":"),
+// ensure_ascii=False) writes it (lone surrogates as \uXXXX escapes).
+func (v *pyValue) appendJSON(b []byte) []byte {
+	switch v.kind {
+	case pyNull:
+		return append(b, "null"...)
+	case pyBool:
+		return strconv.AppendBool(b, v.bool)
+	case pyInt:
+		if v.num == "-0" {
+			return append(b, '0')
+		}
+		return append(b, v.num...)
+	case pyFloat:
+		return appendPyFloat(b, v.float)
+	case pyString:
+		return appendPyString(b, v.str, true)
+	case pyList:
+		b = append(b, '[')
+		for i := range v.list {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = v.list[i].appendJSON(b)
+		}
+		return append(b, ']')
+	default:
+		b = append(b, '{')
+		for i, k := range v.keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendPyString(b, k, true)
+			b = append(b, ':')
+			b = v.vals[i].appendJSON(b)
+		}
+		return append(b, '}')
+	}
+}
+
+var (
+	nan    = math.NaN()
+	posInf = math.Inf(1)
+	negInf = math.Inf(-1)
+)
+
+// errJSON is wrapped by every parse error.
+var errJSON = errors.New("invalid JSON")
+
+// parsePyJSON parses data like Python's json.loads(data.decode("utf-8")).
+func parsePyJSON(data []byte) (pyValue, error) {
+	if !utf8.Valid(data) {
+		return pyValue{}, fmt.Errorf("%w: payload is not valid UTF-8", errJSON)
+	}
+	p := parser{s: string(data)}
+	p.skipSpace()
+	v, err := p.value(0)
+	if err != nil {
+		return pyValue{}, err
+	}
+	p.skipSpace()
+	if p.i != len(p.s) {
+		return pyValue{}, p.errorf("extra data")
+	}
+	return v, nil
+}
+
+type parser struct {
+	s string
+	i int
+}
+
+func (p *parser) errorf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s at char %d", errJSON, fmt.Sprintf(format, args...), p.i)
+}
+
+func (p *parser) skipSpace() {
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) literal(word string) bool {
+	if strings.HasPrefix(p.s[p.i:], word) {
+		p.i += len(word)
+		return true
+	}
+	return false
+}
+
+func (p *parser) value(depth int) (pyValue, error) {
+	if p.i >= len(p.s) {
+		return pyValue{}, p.errorf("expecting value")
+	}
+	switch c := p.s[p.i]; {
+	case c == '"':
+		s, err := p.string()
+		return pyValue{kind: pyString, str: s}, err
+	case c == '{':
+		return p.dict(depth + 1)
+	case c == '[':
+		return p.list(depth + 1)
+	case c == '-' || c >= '0' && c <= '9':
+		if p.literal("-Infinity") {
+			return pyValue{kind: pyFloat, float: negInf}, nil
+		}
+		return p.number()
+	case p.literal("null"):
+		return pyValue{kind: pyNull}, nil
+	case p.literal("true"):
+		return pyValue{kind: pyBool, bool: true}, nil
+	case p.literal("false"):
+		return pyValue{kind: pyBool}, nil
+	case p.literal("NaN"):
+		return pyValue{kind: pyFloat, float: nan}, nil
+	case p.literal("Infinity"):
+		return pyValue{kind: pyFloat, float: posInf}, nil
+	}
+	return pyValue{}, p.errorf("expecting value")
+}
+
+// number parses -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)? greedily, as
+// Python's NUMBER_RE does: "1." is the int 1 followed by extra data.
+func (p *parser) number() (pyValue, error) {
+	s, start := p.s, p.i
+	i := start
+	if s[i] == '-' {
+		i++
+	}
+	digits := func(j int) int {
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		return j
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		i = digits(i)
+	default:
+		return pyValue{}, p.errorf("expecting value")
+	}
+	intEnd := i
+	isFloat := false
+	if i+1 < len(s) && s[i] == '.' && s[i+1] >= '0' && s[i+1] <= '9' {
+		i = digits(i + 1)
+		isFloat = true
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		j := i + 1
+		if j < len(s) && (s[j] == '+' || s[j] == '-') {
+			j++
+		}
+		if j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			i = digits(j)
+			isFloat = true
+		}
+	}
+	p.i = i
+	lit := s[start:i]
+	if isFloat {
+		f, err := strconv.ParseFloat(lit, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return pyValue{}, p.errorf("bad number %q", lit)
+		}
+		return pyValue{kind: pyFloat, float: f}, nil
+	}
+	if n := intEnd - start - strings.Count(lit[:1], "-"); n > maxIntDigits {
+		return pyValue{}, p.errorf("exceeds the limit (%d digits) for integer string conversion: value has %d digits", maxIntDigits, n)
+	}
+	return pyValue{kind: pyInt, num: lit}, nil
+}
+
+// string parses a string literal starting at the opening quote.
+func (p *parser) string() (string, error) {
+	s := p.s
+	p.i++ // opening quote
+	var b []byte
+	start := p.i
+	for {
+		if p.i >= len(s) {
+			return "", p.errorf("unterminated string")
+		}
+		c := s[p.i]
+		switch {
+		case c == '"':
+			out := s[start:p.i]
+			if b != nil {
+				out = string(append(b, out...))
+			}
+			p.i++
+			return out, nil
+		case c < 0x20:
+			return "", p.errorf("invalid control character")
+		case c != '\\':
+			p.i++
+			continue
+		}
+		b = append(b, s[start:p.i]...)
+		p.i++ // backslash
+		if p.i >= len(s) {
+			return "", p.errorf("unterminated string")
+		}
+		esc := s[p.i]
+		p.i++
+		switch esc {
+		case '"', '\\', '/':
+			b = append(b, esc)
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r, ok := p.hex4()
+			if !ok {
+				return "", p.errorf("invalid \\uXXXX escape")
+			}
+			if utf16.IsSurrogate(r) && r < 0xDC00 && strings.HasPrefix(s[p.i:], "\\u") {
+				save := p.i
+				p.i += 2
+				if r2, ok := p.hex4(); ok && r2 >= 0xDC00 && r2 <= 0xDFFF {
+					b = utf8.AppendRune(b, utf16.DecodeRune(r, r2))
+					break
+				}
+				p.i = save // Python: an invalid second escape is reported when it is read again
+			}
+			if utf16.IsSurrogate(r) {
+				b = appendWTF8Surrogate(b, r)
+			} else {
+				b = utf8.AppendRune(b, r)
+			}
+		default:
+			p.i--
+			return "", p.errorf("invalid \\escape")
+		}
+		start = p.i
+	}
+}
+
+// hex4 reads exactly four hex digits.
+func (p *parser) hex4() (rune, bool) {
+	if p.i+4 > len(p.s) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(p.s[p.i : p.i+4]) {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(d)
+	}
+	p.i += 4
+	return r, true
+}
+
+func (p *parser) list(depth int) (pyValue, error) {
+	if depth > maxDepth {
+		return pyValue{}, p.errorf("maximum recursion depth exceeded")
+	}
+	p.i++ // [
+	v := pyValue{kind: pyList}
+	p.skipSpace()
+	if p.i < len(p.s) && p.s[p.i] == ']' {
+		p.i++
+		return v, nil
+	}
+	for {
+		elem, err := p.value(depth)
+		if err != nil {
+			return pyValue{}, err
+		}
+		v.list = append(v.list, elem)
+		p.skipSpace()
+		if p.i < len(p.s) && p.s[p.i] == ']' {
+			p.i++
+			return v, nil
+		}
+		if p.i >= len(p.s) || p.s[p.i] != ',' {
+			return pyValue{}, p.errorf("expecting ',' delimiter")
+		}
+		p.i++
+		p.skipSpace()
+	}
+}
+
+func (p *parser) dict(depth int) (pyValue, error) {
+	if depth > maxDepth {
+		return pyValue{}, p.errorf("maximum recursion depth exceeded")
+	}
+	p.i++ // {
+	v := pyValue{kind: pyDict}
+	var index map[string]int // used once the dict is large
+	p.skipSpace()
+	if p.i < len(p.s) && p.s[p.i] == '}' {
+		p.i++
+		return v, nil
+	}
+	for {
+		if p.i >= len(p.s) || p.s[p.i] != '"' {
+			return pyValue{}, p.errorf("expecting property name enclosed in double quotes")
+		}
+		key, err := p.string()
+		if err != nil {
+			return pyValue{}, err
+		}
+		p.skipSpace()
+		if p.i >= len(p.s) || p.s[p.i] != ':' {
+			return pyValue{}, p.errorf("expecting ':' delimiter")
+		}
+		p.i++
+		p.skipSpace()
+		val, err := p.value(depth)
+		if err != nil {
+			return pyValue{}, err
+		}
+		v.set(key, val, &index)
+		p.skipSpace()
+		if p.i < len(p.s) && p.s[p.i] == '}' {
+			p.i++
+			return v, nil
+		}
+		if p.i >= len(p.s) || p.s[p.i] != ',' {
+			return pyValue{}, p.errorf("expecting ',' delimiter")
+		}
+		p.i++
+		p.skipSpace()
+	}
+}
+
+// set stores key: val in a dict with Python's semantics (a repeated key keeps
+// its position and takes the new value). Small dicts are searched linearly;
+// larger ones get an index.
+func (v *pyValue) set(key string, val pyValue, index *map[string]int) {
+	const linear = 16
+	if *index == nil && len(v.keys) >= linear {
+		*index = make(map[string]int, 2*linear)
+		for i, k := range v.keys {
+			(*index)[k] = i
+		}
+	}
+	if *index != nil {
+		if i, ok := (*index)[key]; ok {
+			v.vals[i] = val
+			return
+		}
+		(*index)[key] = len(v.keys)
+	} else {
+		for i, k := range v.keys {
+			if k == key {
+				v.vals[i] = val
+				return
+			}
+		}
+	}
+	v.keys = append(v.keys, key)
+	v.vals = append(v.vals, val)
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package dstoken
+
+const raceEnabled = false
