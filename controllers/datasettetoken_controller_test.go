@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -402,6 +403,54 @@ func TestRenewsBeforeExpiry(t *testing.T) {
 	}, 10*time.Second, poll).Should(Succeed())
 	verify(t, string(outputSecret(t, ns, "short").Data["token"]), "k")
 	waitEvent(t, ns, "short", "Renewed")
+}
+
+// TestRenewalFollowsTheClock moves an injected clock past the renewal time: the next reconcile
+// (woken here by touching the signing Secret) renews, and the new token is issued at the clock's time.
+func TestRenewalFollowsTheClock(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	issued := time.Now().Truncate(time.Second)
+	fake := clocktesting.NewFakePassiveClock(issued)
+	startManager(t, ns, withClock(fake))
+	signing := signingSecret(t, ns, "datasette", "k")
+	tok := newToken(ns, "clocked", "bot")
+	tok.Spec.ExpiresAfter = &metav1.Duration{Duration: 3 * time.Hour}
+	create(t, tok)
+	key := client.ObjectKeyFromObject(tok)
+	first := waitReason(t, key, ReasonIssued)
+	if !first.Status.IssuedAt.Time.Equal(issued) || !first.Status.RenewalTime.Time.Equal(issued.Add(2*time.Hour)) {
+		t.Fatalf("status %+v, want issued at %s and renewal two hours later", first.Status, issued)
+	}
+	wake := func() {
+		t.Helper()
+		signing.Labels = map[string]string{"touched": time.Now().Format("150405.000000")}
+		if err := k8sClient.Update(ctx, signing); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	fake.SetTime(issued.Add(2*time.Hour - time.Second)) // not yet
+	wake()
+	time.Sleep(time.Second)
+	var cur datasettev1alpha1.DatasetteToken
+	NewWithT(t).Expect(k8sClient.Get(ctx, key, &cur)).To(Succeed())
+	if !cur.Status.IssuedAt.Time.Equal(issued) {
+		t.Fatalf("renewed a second early, at %s", cur.Status.IssuedAt)
+	}
+
+	renewal := issued.Add(2 * time.Hour)
+	fake.SetTime(renewal)
+	wake()
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, key, &cur)).To(Succeed())
+		g.Expect(cur.Status.IssuedAt.Time).To(BeTemporally("==", renewal))
+	}, eventually, poll).Should(Succeed())
+	if _, err := dstoken.NewVerifier([]byte("k")).Verify(string(outputSecret(t, ns, "clocked").Data["token"]),
+		dstoken.VerifyOptions{Now: renewal}); err != nil {
+		t.Errorf("the renewed token does not verify at the clock's time: %v", err)
+	}
+	waitEvent(t, ns, "clocked", "Renewed")
 }
 
 func TestRepairsTheSecret(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -119,16 +120,21 @@ type testManager struct {
 	stop   context.CancelFunc
 	done   chan struct{}
 	writes *atomic.Int64
-	// reconciler's clock, for tests that move time.
+	// reconciler is the manager's DatasetteToken reconciler.
 	reconciler *DatasetteTokenReconciler
 }
 
-// managerOption adjusts a test manager's options.
-type managerOption func(*ctrl.Options)
+// managerOption adjusts a test manager.
+type managerOption func(*ctrl.Options, *DatasetteTokenReconciler)
 
 // withSyncPeriod makes the manager's caches resync every period.
 func withSyncPeriod(period time.Duration) managerOption {
-	return func(o *ctrl.Options) { o.Cache.SyncPeriod = &period }
+	return func(o *ctrl.Options, _ *DatasetteTokenReconciler) { o.Cache.SyncPeriod = &period }
+}
+
+// withClock gives the reconciler a clock of the test's.
+func withClock(c clock.PassiveClock) managerOption {
+	return func(_ *ctrl.Options, r *DatasetteTokenReconciler) { r.Clock = c }
 }
 
 // startManager runs the operator's controller for namespace until the test ends, counting every
@@ -154,18 +160,15 @@ func startManager(t *testing.T, namespace string, opts ...managerOption) *testMa
 		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
 	}
 	options.Cache.DefaultNamespaces = map[string]cache.Config{namespace: {}}
+	r := &DatasetteTokenReconciler{}
 	for _, o := range opts {
-		o(&options)
+		o(&options, r)
 	}
 	mgr, err := ctrl.NewManager(mgrCfg, options)
 	if err != nil {
 		t.Fatalf("creating a manager: %v", err)
 	}
-	r := &DatasetteTokenReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("datasette-token-operator"),
-	}
+	r.Client, r.APIReader, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("datasette-token-operator")
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatalf("setting up the controller: %v", err)
 	}
