@@ -61,8 +61,7 @@ func TestCreateTokenRun(t *testing.T) {
 	}
 }
 
-// TestIssuedAtZero checks "--issued-at 0" signs "t":0 (dstoken's Minter
-// would substitute the current time for 0).
+// TestIssuedAtZero checks "--issued-at 0" signs "t":0, not the current time.
 func TestIssuedAtZero(t *testing.T) {
 	r := runMain([]string{"create-token", "root", "--secret", "s", "--issued-at", "0"}, nil)
 	want := dstoken.Prefix + itsdangerousSign("s", `{"a":"root","t":0}`) + "\n"

@@ -77,7 +77,8 @@ _datasette_token() {
     done
     case "$cmd" in
         "") COMPREPLY=($(compgen -W "completion create-token decode verify --help --version" -- "$cur")) ;;
-        create-token) COMPREPLY=($(compgen -W "--secret -e --expires-after -a --all -d --database -r --resource --debug --plugins-dir --issued-at --help" -- "$cur")) ;;
+        create-token) COMPREPLY=($(compgen -W "--secret -e --expires-after -a --all -d --database -r --resource ` +
+	`--debug --plugins-dir --issued-at --help" -- "$cur")) ;;
         verify) COMPREPLY=($(compgen -W "--secret --max-ttl --at --no-signed-tokens --help" -- "$cur")) ;;
         decode) COMPREPLY=($(compgen -W "--help" -- "$cur")) ;;
         completion) COMPREPLY=($(compgen -W "bash zsh fish --help" -- "$cur")) ;;
@@ -154,9 +155,11 @@ complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -l sec
 complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -s e -l expires-after -x -d 'Token should expire after this many seconds'
 complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -s a -l all -x -a '@ACTIONS@' -d 'Restrict token to this action'
 complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -s d -l database -x -d 'Restrict token to this action on this database (DB ACTION)'
-complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -s r -l resource -x -d 'Restrict token to this action on this resource (DB RESOURCE ACTION)'
+complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -s r -l resource -x ` +
+	`-d 'Restrict token to this action on this resource (DB RESOURCE ACTION)'
 complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -l debug -d 'Show decoded token'
-complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -l plugins-dir -x -a '(__fish_complete_directories)' -d 'Path to directory containing custom plugins'
+complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -l plugins-dir -x ` +
+	`-a '(__fish_complete_directories)' -d 'Path to directory containing custom plugins'
 complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -l issued-at -x -d 'Unix time to issue the token at'
 complete -c datasette-token -n '__fish_seen_subcommand_from verify' -l secret -x -d 'Secret used for signing the API tokens'
 complete -c datasette-token -n '__fish_seen_subcommand_from verify' -l max-ttl -x -d 'Cap token lifetimes at this many seconds'

@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
-	"github.com/datasette-token-operator/datasette-token-operator/pkg/itsdangerous"
 )
 
 // CreateTokenOptions holds the parameters of "datasette-token create-token",
@@ -140,12 +139,15 @@ func (o *CreateTokenOptions) Run() error {
 			return fmt.Errorf("generate random secret: %w", err)
 		}
 		secret = hex.EncodeToString(random)
-		if err := o.warnf("Warning: the secret is empty, so (like Datasette) a random secret is used instead: nothing will be able to verify this token.\n"); err != nil {
+		if err := o.warnf("Warning: the secret is empty, so (like Datasette) a random secret is used instead: " +
+			"nothing will be able to verify this token.\n"); err != nil {
 			return err
 		}
 	}
 	if o.PluginsDir != "" {
-		if err := o.warnf("Note: datasette-token cannot load Datasette plugins from --plugins-dir %s: actions defined by plugins are written unabbreviated (in full), which Datasette accepts, and may be reported below as unknown.\n", o.PluginsDir); err != nil {
+		if err := o.warnf("Note: datasette-token cannot load Datasette plugins from --plugins-dir %s: "+
+			"actions defined by plugins are written unabbreviated (in full), which Datasette accepts, "+
+			"and may be reported below as unknown.\n", o.PluginsDir); err != nil {
 			return err
 		}
 	}
@@ -163,18 +165,14 @@ func (o *CreateTokenOptions) Run() error {
 	}
 
 	claims := o.Claims()
-	token := mint([]byte(secret), claims)
-	if _, err := fmt.Fprintln(o.Out, token); err != nil {
+	if _, err := fmt.Fprintln(o.Out, dstoken.NewMinter([]byte(secret)).Mint(claims)); err != nil {
 		return fmt.Errorf("write token: %w", err)
 	}
 	if !o.Debug {
 		return nil
 	}
-	payload := claims.PayloadJSON()
-	if decoded, err := dstoken.Decode(token); err == nil {
-		payload = decoded.Payload // what Datasette's --debug unsigns
-	}
-	rendered, err := pyIndentJSON(payload, 2)
+	// The payload the token signs, which Datasette's --debug unsigns.
+	rendered, err := dstoken.IndentPayload(claims.PayloadJSON(), 2)
 	if err != nil {
 		return fmt.Errorf("render decoded payload: %w", err)
 	}
@@ -189,13 +187,4 @@ func (o *CreateTokenOptions) warnf(format string, args ...any) error {
 		return fmt.Errorf("write to stderr: %w", err)
 	}
 	return nil
-}
-
-// mint signs claims like dstoken.Minter.Mint, which however replaces an
-// IssuedAt of 0 with the current time; "--issued-at 0" is signed as given.
-func mint(secret []byte, claims dstoken.Claims) string {
-	if claims.IssuedAt != 0 {
-		return dstoken.NewMinter(secret).Mint(claims)
-	}
-	return dstoken.Prefix + itsdangerous.NewSigner(dstoken.Salt, secret).Sign(claims.PayloadJSON())
 }

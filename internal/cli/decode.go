@@ -28,10 +28,10 @@ func NewDecodeOptions(streams IOStreams) *DecodeOptions {
 func (o *DecodeOptions) command() *Command {
 	return &Command{
 		Path:         ProgramName + " decode",
-		UsagePieces:  "TOKEN",
+		UsagePieces:  tokenMetavar,
 		Interspersed: true,
 		Params: []Param{
-			&Argument{Metavar: "TOKEN", Required: true, Set: func(v string) error { o.Token = v; return nil }},
+			&Argument{Metavar: tokenMetavar, Required: true, Set: func(v string) error { o.Token = v; return nil }},
 			helpOption(decodeHelp),
 		},
 	}

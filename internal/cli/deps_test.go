@@ -20,12 +20,11 @@ func TestNoKubernetesDependencies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go list -deps %s: %v", commandPackage, err)
 	}
-	var nonStd []string
-	for _, pkg := range strings.Fields(string(out)) {
+	nonStd := strings.Fields(string(out))
+	for _, pkg := range nonStd {
 		if strings.HasPrefix(pkg, "k8s.io/") || strings.HasPrefix(pkg, "sigs.k8s.io/") {
 			t.Errorf("%s depends on %s", commandPackage, pkg)
 		}
-		nonStd = append(nonStd, pkg)
 	}
 	t.Logf("non-standard packages linked: %s", strings.Join(nonStd, " "))
 }

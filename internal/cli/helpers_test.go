@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
 // result is what one datasette-token invocation produced.
@@ -68,51 +70,19 @@ func runPython(t *testing.T, script string, in, out any) {
 	}
 }
 
-// vectorsDir returns the Datasette test vectors folder: $DATASETTE_VECTORS,
-// or shared/datasette-vectors beside the repository checkout. The vectors
-// are required: the test fails without them.
-func vectorsDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("DATASETTE_VECTORS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "datasette-vectors")
-	}
-	for _, f := range []string{"mint.json", "verify.json"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			t.Fatalf("Datasette test vectors are required (set DATASETTE_VECTORS or provide %s): %v", dir, err)
-		}
-	}
-	return dir
-}
-
-// readVectors decodes a vectors file's "vectors" list into v (numbers as
-// json.Number).
-func readVectors(t *testing.T, name string, v any) {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(vectorsDir(t), name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var file struct {
-		Generator string          `json:"generator"`
-		Vectors   json.RawMessage `json:"vectors"`
-	}
-	if err := dec.Decode(&file); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	if !strings.HasPrefix(file.Generator, "Datasette") {
-		t.Fatalf("%s: unexpected generator %q", name, file.Generator)
-	}
-	dec = json.NewDecoder(bytes.NewReader(file.Vectors))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-}
-
 // usage is click's usage-error preamble for a datasette-token command path.
 func usage(path, pieces string) string {
 	return "Usage: " + path + " [OPTIONS] " + pieces + "\nTry '" + path + " --help' for help.\n\n"
+}
+
+// pyFloatRepr returns json.dumps(f): Python's float repr, or NaN, Infinity
+// or -Infinity.
+func pyFloatRepr(f float64) string {
+	// FormatFloat writes a float literal json.loads reads exactly, or NaN, +Inf or -Inf.
+	literal := strings.Replace(strings.TrimPrefix(strconv.FormatFloat(f, 'e', -1, 64), "+"), "Inf", "Infinity", 1)
+	repr, err := dstoken.IndentPayload([]byte(literal), 0)
+	if err != nil {
+		panic(err) // every float64 has a literal
+	}
+	return repr
 }

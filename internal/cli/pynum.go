@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -188,13 +189,8 @@ func parsePyFloat(s string) (float64, bool) {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(sign+clean+exp, 64)
-	if err != nil && !isRangeErr(err) {
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
 		return 0, false
 	}
 	return f, true
-}
-
-func isRangeErr(err error) bool {
-	ne, ok := err.(*strconv.NumError)
-	return ok && ne.Err == strconv.ErrRange
 }

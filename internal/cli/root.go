@@ -21,6 +21,9 @@ import (
 // ProgramName is the name usage lines and help show.
 const ProgramName = "datasette-token"
 
+// tokenMetavar names the TOKEN argument of verify and decode.
+const tokenMetavar = "TOKEN"
+
 // Version is the version --version prints. Release builds set it with
 // -ldflags "-X github.com/datasette-token-operator/datasette-token-operator/internal/cli.Version=v1.2.3";
 // otherwise it comes from the module build information.

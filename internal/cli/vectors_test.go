@@ -3,62 +3,21 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
-	"math/big"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/datasette-token-operator/datasette-token-operator/internal/vectors"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/itsdangerous"
 )
 
-// mintVector is an entry of mint.json: a token Datasette 1.0a37 minted.
-type mintVector struct {
-	ID             string      `json:"id"`
-	Secret         string      `json:"secret"`
-	Restrictions   [][]string  `json:"restrictions"`
-	Now            json.Number `json:"now"`
-	Token          string      `json:"token"`
-	PayloadJSON    string      `json:"payload_json"`
-	Compressed     bool        `json:"compressed"`
-	UnknownActions []string    `json:"unknown_actions"`
-	CLIArgs        []string    `json:"cli_args"`
-}
-
-// verifyVector is an entry of verify.json: Datasette's verdict on a token.
-type verifyVector struct {
-	ID       string      `json:"id"`
-	Token    string      `json:"token"`
-	Secret   string      `json:"secret"`
-	Now      json.Number `json:"now"`
-	Settings struct {
-		AllowSignedTokens bool        `json:"allow_signed_tokens"`
-		MaxTTL            json.Number `json:"max_signed_tokens_ttl"`
-	} `json:"settings"`
-	Expected struct {
-		Result    string          `json:"result"`
-		Actor     json.RawMessage `json:"actor"`
-		Message   string          `json:"message"`
-		Exception string          `json:"exception"`
-	} `json:"expected"`
-}
-
-// truncate returns int(now) for a JSON number, as Python's int() truncates.
-func truncate(t *testing.T, n json.Number) string {
-	t.Helper()
-	f, ok := new(big.Float).SetPrec(200).SetString(n.String())
-	if !ok {
-		t.Fatalf("bad number %q", n)
-	}
-	i, _ := f.Int(nil)
-	return i.String()
-}
-
 // expectedWarnings is what Datasette's create-token prints on stderr for a
 // vector: "  Unknown permission: X " for each unknown action of every -a,
 // then every -d, then every -r, in command-line order.
-func expectedWarnings(v mintVector) string {
+func expectedWarnings(v vectors.MintVector) string {
 	unknown := map[string]bool{}
 	for _, a := range v.UnknownActions {
 		unknown[a] = true
@@ -79,14 +38,10 @@ func expectedWarnings(v mintVector) string {
 // when Datasette did not compress it, else the same signed payload), the
 // same unknown-permission warnings, and with --debug Datasette's layout.
 func TestMintVectors(t *testing.T) {
-	var vectors []mintVector
-	readVectors(t, "mint.json", &vectors)
-	if len(vectors) == 0 {
-		t.Fatal("no mint vectors")
-	}
+	mints := vectors.Mint(t)
 	// Python renders each payload as create-token --debug prints it.
-	payloads := make([]string, len(vectors))
-	for i, v := range vectors {
+	payloads := make([]string, len(mints))
+	for i, v := range mints {
 		payloads[i] = v.PayloadJSON
 	}
 	var rendered []string
@@ -94,9 +49,9 @@ func TestMintVectors(t *testing.T) {
 		payloads, &rendered)
 
 	identical := 0
-	for i, v := range vectors {
+	for i, v := range mints {
 		t.Run(v.ID, func(t *testing.T) {
-			issuedAt := truncate(t, v.Now)
+			issuedAt := strconv.FormatInt(v.IssuedAt(t), 10)
 			args := append(append([]string{}, v.CLIArgs...), "--issued-at", issuedAt)
 			r := runMain(args, nil)
 			if r.code != 0 {
@@ -143,7 +98,7 @@ func TestMintVectors(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d of %d tokens byte-identical to Datasette's (required only for uncompressed ones)", identical, len(vectors))
+	t.Logf("%d of %d tokens byte-identical to Datasette's (required only for uncompressed ones)", identical, len(mints))
 }
 
 // TestVerifyVectors runs verify on every verify vector (with --at now,
@@ -151,14 +106,9 @@ func TestMintVectors(t *testing.T) {
 // Datasette's verdict: the same actor and exit 0, or Datasette's message and
 // exit 1.
 func TestVerifyVectors(t *testing.T) {
-	var vectors []verifyVector
-	readVectors(t, "verify.json", &vectors)
-	if len(vectors) == 0 {
-		t.Fatal("no verify vectors")
-	}
-	for _, v := range vectors {
+	for _, v := range vectors.Verify(t) {
 		t.Run(v.ID, func(t *testing.T) {
-			args := []string{"verify", "--secret", v.Secret, "--at", v.Now.String(), "--max-ttl", v.Settings.MaxTTL.String()}
+			args := []string{"verify", "--secret", v.Secret, "--at", v.Now.String(), "--max-ttl", v.Settings.MaxSignedTokensTTL.String()}
 			if !v.Settings.AllowSignedTokens {
 				args = append(args, "--no-signed-tokens")
 			}

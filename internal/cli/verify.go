@@ -49,10 +49,10 @@ func (o *VerifyOptions) command() *Command {
 	at := floatSetter(&o.At, &o.atSet)
 	return &Command{
 		Path:         ProgramName + " verify",
-		UsagePieces:  "TOKEN",
+		UsagePieces:  tokenMetavar,
 		Interspersed: true,
 		Params: []Param{
-			&Argument{Metavar: "TOKEN", Required: true, Set: func(v string) error { o.Token = v; return nil }},
+			&Argument{Metavar: tokenMetavar, Required: true, Set: func(v string) error { o.Token = v; return nil }},
 			&Option{Names: []string{"--secret"}, Nargs: 1, Required: true, EnvVar: "DATASETTE_SECRET",
 				Set: func(v []string) error { o.Secret = v[0]; return nil }},
 			&Option{Names: []string{"--max-ttl"}, Nargs: 1, Set: intSetter(&o.MaxTTL, nil)},
@@ -108,7 +108,8 @@ func (o *VerifyOptions) Run() error {
 		if _, err := io.ReadFull(o.Rand, secret); err != nil {
 			return fmt.Errorf("generate random secret: %w", err)
 		}
-		if _, err := fmt.Fprintln(o.ErrOut, "Warning: the secret is empty, so (like Datasette) a random secret is used instead: no signature can match."); err != nil {
+		const warning = "Warning: the secret is empty, so (like Datasette) a random secret is used instead: no signature can match."
+		if _, err := fmt.Fprintln(o.ErrOut, warning); err != nil {
 			return fmt.Errorf("write to stderr: %w", err)
 		}
 	}

@@ -48,8 +48,7 @@ func (r Restrictions) IsZero() bool {
 type Claims struct {
 	// Actor is the actor id ("a"). Invalid UTF-8 is replaced, see PayloadJSON.
 	Actor string
-	// IssuedAt is "t", in Unix seconds. Minter.Mint uses the current time
-	// when it is zero.
+	// IssuedAt is "t", in Unix seconds, written as it is (zero included).
 	IssuedAt int64
 	// ExpiresAfter is "d", in seconds. 0 means no "d" claim (the token never
 	// expires unless the server sets max_signed_tokens_ttl); negative values
@@ -109,7 +108,7 @@ func (c Claims) PayloadJSON() []byte {
 
 func (c Claims) appendPayload(b []byte) []byte {
 	b = append(b, `{"a":`...)
-	b = appendPyString(b, c.Actor, false)
+	b = appendPyString(b, c.Actor, userText)
 	b = append(b, `,"t":`...)
 	b = strconv.AppendInt(b, c.IssuedAt, 10)
 	if c.ExpiresAfter != 0 {
@@ -125,10 +124,6 @@ func (c Claims) appendPayload(b []byte) []byte {
 
 // appendJSON writes the "_r" object: "a", "d" and "r" keys, each only when
 // non-empty, with databases and resources merged in first-appearance order.
-//
-// Merging compares each entry with the earlier ones, which allocates nothing
-// and is quadratic only in the number of entries; a token has to fit in an
-// HTTP header, so that number stays small.
 func (r Restrictions) appendJSON(b []byte) []byte {
 	b = append(b, '{')
 	if len(r.All) > 0 {
@@ -140,97 +135,91 @@ func (r Restrictions) appendJSON(b []byte) []byte {
 		if len(r.All) > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `"d":{`...)
-		written := 0
-		for i := range dbs {
-			db := sanitize(dbs[i].Database)
-			if seenDatabase(dbs[:i], db) {
-				continue
-			}
-			if written > 0 {
-				b = append(b, ',')
-			}
-			written++
-			b = appendPyString(b, db, false)
-			b = append(b, ':', '[')
-			n := 0
-			for j := i; j < len(dbs); j++ {
-				if j == i || sanitize(dbs[j].Database) == db {
-					b = appendActionList(b, dbs[j].Actions, &n)
-				}
-			}
-			b = append(b, ']')
-		}
-		b = append(b, '}')
+		b = append(b, `"d":`...)
+		b = entryTree{
+			n: len(dbs), levels: 1,
+			key:     func(i, _ int) string { return sanitize(dbs[i].Database) },
+			actions: func(i int) []string { return dbs[i].Actions },
+		}.appendObject(b, 0, 0)
 	}
 	if res := r.Resources; len(res) > 0 {
 		if len(r.All) > 0 || len(r.Databases) > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `"r":{`...)
-		written := 0
-		for i := range res {
-			db := sanitize(res[i].Database)
-			if seenResourceDatabase(res[:i], db) {
-				continue
-			}
-			if written > 0 {
-				b = append(b, ',')
-			}
-			written++
-			b = appendPyString(b, db, false)
-			b = append(b, ':', '{')
-			names := 0
-			for j := i; j < len(res); j++ {
-				name := sanitize(res[j].Resource)
-				if sanitize(res[j].Database) != db || seenResource(res[i:j], db, name) {
-					continue
+		b = append(b, `"r":`...)
+		b = entryTree{
+			n: len(res), levels: 2,
+			key: func(i, level int) string {
+				if level == 0 {
+					return sanitize(res[i].Database)
 				}
-				if names > 0 {
-					b = append(b, ',')
-				}
-				names++
-				b = appendPyString(b, name, false)
-				b = append(b, ':', '[')
-				n := 0
-				for k := j; k < len(res); k++ {
-					if k == j || sanitize(res[k].Database) == db && sanitize(res[k].Resource) == name {
-						b = appendActionList(b, res[k].Actions, &n)
-					}
-				}
-				b = append(b, ']')
-			}
-			b = append(b, '}')
-		}
-		b = append(b, '}')
+				return sanitize(res[i].Resource)
+			},
+			actions: func(i int) []string { return res[i].Actions },
+		}.appendObject(b, 0, 0)
 	}
 	return append(b, '}')
 }
 
-// seenDatabase reports whether an entry of earlier names db.
-func seenDatabase(earlier []DatabaseActions, db string) bool {
-	for _, d := range earlier {
-		if sanitize(d.Database) == db {
-			return true
-		}
-	}
-	return false
+// entryTree is a list of n restriction entries, each with a key per level
+// (its database, or its database and resource) and actions. It is written as
+// nested objects, one per level, whose leaves are lists of actions; entries
+// with the same keys merge, in order of first appearance.
+//
+// Merging compares each entry with the earlier ones, which allocates nothing
+// and is quadratic only in the number of entries; a token has to fit in an
+// HTTP header, so that number stays small.
+type entryTree struct {
+	n, levels int
+	key       func(i, level int) string // sanitized, so that keys that serialise alike merge alike
+	actions   func(i int) []string
 }
 
-// seenResourceDatabase reports whether an entry of earlier is in db.
-func seenResourceDatabase(earlier []ResourceActions, db string) bool {
-	for _, r := range earlier {
-		if sanitize(r.Database) == db {
-			return true
+// appendObject writes the object at level for the entries that share the
+// keys of entry first below that level (first being the earliest of them).
+func (e entryTree) appendObject(b []byte, first, level int) []byte {
+	b = append(b, '{')
+	written := 0
+	for i := first; i < e.n; i++ {
+		if !e.sameKeys(i, first, level) || e.seen(first, i, level+1) {
+			continue
 		}
+		if written > 0 {
+			b = append(b, ',')
+		}
+		written++
+		b = appendPyString(b, e.key(i, level), userText)
+		b = append(b, ':')
+		if level+1 < e.levels {
+			b = e.appendObject(b, i, level+1)
+			continue
+		}
+		b = append(b, '[')
+		n := 0
+		for j := i; j < e.n; j++ {
+			if e.sameKeys(j, i, e.levels) {
+				b = appendActionList(b, e.actions(j), &n)
+			}
+		}
+		b = append(b, ']')
 	}
-	return false
+	return append(b, '}')
 }
 
-// seenResource reports whether an entry of earlier names db and resource.
-func seenResource(earlier []ResourceActions, db, resource string) bool {
-	for _, r := range earlier {
-		if sanitize(r.Database) == db && sanitize(r.Resource) == resource {
+// sameKeys reports whether entries i and j have the same keys below level.
+func (e entryTree) sameKeys(i, j, level int) bool {
+	for l := range level {
+		if e.key(i, l) != e.key(j, l) {
+			return false
+		}
+	}
+	return true
+}
+
+// seen reports whether an entry in [from, i) has the keys of i below level.
+func (e entryTree) seen(from, i, level int) bool {
+	for j := from; j < i; j++ {
+		if e.sameKeys(j, i, level) {
 			return true
 		}
 	}
@@ -246,7 +235,7 @@ func appendActionList(b []byte, actions []string, n *int) []byte {
 		}
 		*n++
 		abbr, _ := Abbreviate(a)
-		b = appendPyString(b, abbr, false)
+		b = appendPyString(b, abbr, userText)
 	}
 	return b
 }

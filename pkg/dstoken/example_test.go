@@ -12,7 +12,7 @@ func ExampleMinter_Mint() {
 	m := dstoken.NewMinter([]byte("mysecret"))
 	token := m.Mint(dstoken.Claims{
 		Actor:    "root",
-		IssuedAt: 1700000000, // zero means now
+		IssuedAt: 1700000000, // usually time.Now().Unix()
 	})
 	fmt.Println(token)
 	// Output:
@@ -48,4 +48,31 @@ func ExampleDecode() {
 	fmt.Println(d.Claims.Actor, d.Claims.IssuedAt, len(d.Claims.Restrictions.All), d.Claims.Restrictions.All[0])
 	// Output:
 	// root 1700000000 30 view-instance
+}
+
+func ExampleIndentPayload() {
+	d, err := dstoken.Decode("dstok_eyJhIjoicm9vdCIsInQiOjE3MDAwMDAwMDB9.zzlqKRNLjeami4fmPgv-w4tXjdE")
+	if err != nil {
+		panic(err)
+	}
+	text, err := dstoken.IndentPayload(d.Payload, 2)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(text)
+	text, _ = dstoken.IndentPayload([]byte(`{"a":"root","t":1,"a":"Jürgen 😀","_r":{"a":[]},"x":1e16}`), 2)
+	fmt.Println(text)
+	// Output:
+	// {
+	//   "a": "root",
+	//   "t": 1700000000
+	// }
+	// {
+	//   "a": "J\u00fcrgen \ud83d\ude00",
+	//   "t": 1,
+	//   "_r": {
+	//     "a": []
+	//   },
+	//   "x": 1e+16
+	// }
 }

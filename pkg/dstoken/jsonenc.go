@@ -7,74 +7,95 @@ import (
 	"unicode/utf8"
 )
 
-// This file writes JSON the way Python's
-// json.dumps(obj, separators=(",", ":"), ensure_ascii=False) does.
+// This file writes JSON strings and floats the way Python's json.dumps does.
 
 const hexDigits = "0123456789abcdef"
 
-// appendPyString appends s as a JSON string literal with Python's
-// ensure_ascii=False escaping: only '"', '\\' and U+0000-U+001F are escaped
-// (\" \\ \n \r \t \b \f, others \u00XX with lowercase hex); everything else,
-// including DEL, '<', '>', '&', U+2028 and U+2029, is written as raw UTF-8.
-//
-// s should be valid UTF-8. Invalid bytes are handled in one of two ways:
-//   - surrogates=false (text from a user): every byte that is not part of a
-//     valid UTF-8 sequence is written as U+FFFD, as Go's range loop decodes it;
-//   - surrogates=true (text decoded from a JSON payload, where a lone
-//     surrogate from a \uXXXX escape is kept as its 3-byte WTF-8 form): a lone
-//     surrogate is written as a lowercase \udXXX escape, the only way to put
-//     it in UTF-8 JSON. Other invalid bytes become U+FFFD.
-func appendPyString(b []byte, s string, surrogates bool) []byte {
+// escaping says which json.dumps string escaping appendPyString applies, and
+// where its text comes from.
+type escaping uint8
+
+const (
+	// userText: ensure_ascii=False, for text from a user. Every byte that is
+	// not part of a valid UTF-8 sequence is written as U+FFFD, as Go's range
+	// loop decodes it.
+	userText escaping = iota
+	// decodedText: ensure_ascii=False, for text decoded from a JSON payload,
+	// where a lone surrogate from a \uXXXX escape is kept in its 3-byte WTF-8
+	// form: such a surrogate is written as a lowercase \udXXX escape, the only
+	// way to put it in UTF-8 JSON. Other invalid bytes become U+FFFD.
+	decodedText
+	// decodedASCII: ensure_ascii=True, for text decoded from a JSON payload:
+	// as decodedText, and every other code point outside ' '..'~' is escaped
+	// too (as a surrogate pair above U+FFFF).
+	decodedASCII
+)
+
+// appendPyString appends s as a JSON string literal with Python's escaping:
+// '"', '\\' and U+0000-U+001F always (\" \\ \n \r \t \b \f, others \u00XX with
+// lowercase hex); with ensure_ascii=False everything else, including DEL,
+// '<', '>', '&', U+2028 and U+2029, is written as raw UTF-8. See [escaping]
+// for the rest, and for invalid UTF-8.
+func appendPyString(b []byte, s string, mode escaping) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
+		if c >= 0x20 && c != '"' && c != '\\' && (c < 0x7f || c == 0x7f && mode != decodedASCII) {
+			i++
+			continue
+		}
+		r, size := rune(c), 1
+		if c >= utf8.RuneSelf {
+			r, size = utf8.DecodeRuneInString(s[i:])
+			if sur, ok := decodeWTF8Surrogate(s[i:]); ok && mode != userText {
+				r, size = sur, 3
+			} else if size > 1 && mode != decodedASCII {
+				i += size // valid UTF-8, written raw
 				continue
 			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"':
-				b = append(b, '\\', '"')
-			case '\\':
-				b = append(b, '\\', '\\')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r != utf8.RuneError || size != 1 {
-			i += size
-			continue
 		}
 		b = append(b, s[start:i]...)
-		if sur, ok := decodeWTF8Surrogate(s[i:]); surrogates && ok {
-			b = append(b, '\\', 'u',
-				hexDigits[sur>>12], hexDigits[sur>>8&0xf], hexDigits[sur>>4&0xf], hexDigits[sur&0xf])
-			i += 3
-		} else {
-			b = append(b, "\uFFFD"...)
-			i++
-		}
+		b = appendEscaped(b, r, mode)
+		i += size
 		start = i
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendEscaped appends the escape appendPyString writes for code point r
+// (utf8.RuneError standing for an invalid byte, written as U+FFFD).
+func appendEscaped(b []byte, r rune, mode escaping) []byte {
+	switch r {
+	case '"', '\\':
+		return append(b, '\\', byte(r))
+	case '\n':
+		return append(b, '\\', 'n')
+	case '\r':
+		return append(b, '\\', 'r')
+	case '\t':
+		return append(b, '\\', 't')
+	case '\b':
+		return append(b, '\\', 'b')
+	case '\f':
+		return append(b, '\\', 'f')
+	}
+	switch {
+	case r == utf8.RuneError && mode != decodedASCII:
+		return append(b, "\uFFFD"...)
+	case r > 0xFFFF:
+		r -= 0x10000
+		b = appendU4(b, 0xD800+(r>>10))
+		return appendU4(b, 0xDC00+(r&0x3FF))
+	default:
+		return appendU4(b, r)
+	}
+}
+
+// appendU4 appends \uXXXX with lowercase hex.
+func appendU4(b []byte, r rune) []byte {
+	return append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
 }
 
 // decodeWTF8Surrogate reports whether s starts with the 3-byte generalized

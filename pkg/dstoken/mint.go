@@ -2,7 +2,6 @@ package dstoken
 
 import (
 	"sync"
-	"time"
 
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/itsdangerous"
 )
@@ -35,12 +34,10 @@ type mintBuffers struct{ payload, token []byte }
 var mintPool = sync.Pool{New: func() any { return new(mintBuffers) }}
 
 // Mint returns "dstok_" + the signed payload of c (see [Claims.PayloadJSON]).
-// When c.IssuedAt is zero the current time is used, truncated to whole
-// seconds like Python's int(time.time()).
+// c.IssuedAt is signed as it is, zero included: to mint as Datasette does,
+// set it to the current time in whole seconds (time.Now().Unix(), like
+// Python's int(time.time())).
 func (m *Minter) Mint(c Claims) string {
-	if c.IssuedAt == 0 {
-		c.IssuedAt = time.Now().Unix()
-	}
 	buf := mintPool.Get().(*mintBuffers)
 	buf.payload = c.appendPayload(buf.payload[:0])
 	buf.token = append(buf.token[:0], Prefix...)

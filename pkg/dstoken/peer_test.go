@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +75,8 @@ type peerResponse struct {
 	} `json:"b64"`
 	JSON []struct {
 		OK        bool   `json:"ok"`
-		Canonical string `json:"canonical"`
+		Canonical string `json:"canonical"` // hex
+		Indented  string `json:"indented"`  // json.dumps(indent=2), ASCII
 		Error     string `json:"error"`
 	} `json:"json"`
 	ZlibVersion string   `json:"zlib_version"`
@@ -288,58 +290,89 @@ func goVerdict(t *testing.T, got *Verified, err error) peerVerdict {
 	return peerVerdict{}
 }
 
+// peerCase is TestPythonPeer's request, with the Go inputs behind it.
+type peerCase struct {
+	req        peerRequest
+	claims     []Claims
+	goTokens   []string
+	b64Inputs  []string
+	jsonInputs []string
+	zlibInputs [][]byte
+}
+
 func TestPythonPeer(t *testing.T) {
 	r := rand.New(rand.NewPCG(2024, 11))
-	req := &peerRequest{Secret: peerSecret}
+	c := &peerCase{req: peerRequest{Secret: peerSecret}}
+	c.addTokens(r)
+	c.addVerifies(r)
+	c.addB64(r)
+	c.addJSON(r)
+	c.addZlib(r)
+
+	resp := runPeer(t, &c.req)
+	c.checkTokens(t, resp)
+	c.checkVerdicts(t, resp)
+	c.checkB64(t, resp)
+	c.checkZlib(t, resp)
+	checkPeerJSON(t, c.jsonInputs, resp)
+}
+
+// addTokens mints random claims for Python to load and to mint itself.
+func (c *peerCase) addTokens(r *rand.Rand) {
 	minter := NewMinter([]byte(peerSecret))
-	wrongKey := NewMinter([]byte(peerSecret + "x"))
-
-	var claims []Claims
-	var goTokens []string
-	for i := range 400 {
-		c, flags := randClaims(r)
+	const n = 400
+	c.claims, c.goTokens = make([]Claims, 0, n), make([]string, 0, n)
+	for i := range n {
+		claims, flags := randClaims(r)
 		if i < len(specialStrings) {
-			c.Actor = specialStrings[i]
+			claims.Actor = specialStrings[i]
 		}
-		claims = append(claims, c)
-		tok := minter.Mint(c)
-		goTokens = append(goTokens, tok)
-		req.GoTokens = append(req.GoTokens, hexOf(tok))
-		req.Mint = append(req.Mint, peerMint{Actor: c.Actor, T: c.IssuedAt, D: c.ExpiresAfter, R: flags})
+		c.claims = append(c.claims, claims)
+		tok := minter.Mint(claims)
+		c.goTokens = append(c.goTokens, tok)
+		c.req.GoTokens = append(c.req.GoTokens, hexOf(tok))
+		c.req.Mint = append(c.req.Mint, peerMint{Actor: claims.Actor, T: claims.IssuedAt, D: claims.ExpiresAfter, R: flags})
 	}
+}
 
-	addVerify := func(tok string, base int64) {
-		offsets := []float64{0, 0.5, 1, 5, 59.999, 60, 60.5, 3600, 3601, 1e9, -10}
-		ns := base*1e9 + int64(offsets[r.IntN(len(offsets))]*1e9)
-		opts := VerifyOptions{
-			Now:                  time.Unix(0, ns),
-			MaxTTL:               []int64{0, 0, 0, 60, 3600, -5}[r.IntN(6)],
-			SignedTokensDisabled: r.IntN(20) == 0,
-		}
-		req.Verify = append(req.Verify, peerVerify{
-			Token: hexOf(tok), Now: pyTime(opts.Now), MaxTTL: opts.MaxTTL, Allow: !opts.SignedTokensDisabled, opts: opts,
-		})
+// addVerify asks for the verdict on tok at a random time near base.
+func (c *peerCase) addVerify(r *rand.Rand, tok string, base int64) {
+	offsets := []float64{0, 0.5, 1, 5, 59.999, 60, 60.5, 3600, 3601, 1e9, -10}
+	ns := base*1e9 + int64(offsets[r.IntN(len(offsets))]*1e9)
+	opts := VerifyOptions{
+		Now:                  time.Unix(0, ns),
+		MaxTTL:               []int64{0, 0, 0, 60, 3600, -5}[r.IntN(6)],
+		SignedTokensDisabled: r.IntN(20) == 0,
 	}
-	for i, tok := range goTokens {
-		base := claims[i].IssuedAt
+	c.req.Verify = append(c.req.Verify, peerVerify{
+		Token: hexOf(tok), Now: pyTime(opts.Now), MaxTTL: opts.MaxTTL, Allow: !opts.SignedTokensDisabled, opts: opts,
+	})
+}
+
+// addVerifies asks for verdicts on the minted tokens, tampered and
+// wrong-key versions of them, odd payloads and odd bodies.
+func (c *peerCase) addVerifies(r *rand.Rand) {
+	wrongKey := NewMinter([]byte(peerSecret + "x"))
+	for i, tok := range c.goTokens {
+		base := c.claims[i].IssuedAt
 		if base > 1<<40 || base < 0 {
 			base = 1700000000
 		}
-		addVerify(tok, base)
+		c.addVerify(r, tok, base)
 		for range 3 {
-			addVerify(tamper(r, tok), base)
+			c.addVerify(r, tamper(r, tok), base)
 		}
 		if i%10 == 0 {
-			addVerify(wrongKey.Mint(claims[i]), base)
+			c.addVerify(r, wrongKey.Mint(c.claims[i]), base)
 		}
 	}
 	signer := itsdangerous.NewSigner(Salt, []byte(peerSecret))
 	for _, p := range weirdPayloads() {
 		tok := Prefix + signer.Sign([]byte(p))
 		for range 4 {
-			addVerify(tok, 1700000000)
+			c.addVerify(r, tok, 1700000000)
 		}
-		addVerify(tamper(r, tok), 1700000000)
+		c.addVerify(r, tamper(r, tok), 1700000000)
 	}
 	body := itsdangerous.Base64Encode([]byte(`{"a":"root","t":1700000000}`))
 	for _, b := range []string{
@@ -347,19 +380,21 @@ func TestPythonPeer(t *testing.T) {
 		strings.NewReplacer("-", "+", "_", "/").Replace(body), body[:len(body)-1], "." + body, "", ".", "..",
 		body[:5] + "é" + body[5:], "é", "=" + body,
 	} {
-		addVerify(signBody(b), 1700000000)
+		c.addVerify(r, signBody(b), 1700000000)
 	}
 	for _, extra := range []string{"", "dstok", "Bearer dstok_x.y", "dstok_", "dstok_.", "dstok_a.b", " dstok_a.b"} {
-		addVerify(extra, 1700000000)
+		c.addVerify(r, extra, 1700000000)
 	}
+}
 
-	// Lenient base64: structured and random inputs.
-	var b64Inputs []string
+// addB64 asks for lenient base64 decoding of random inputs.
+func (c *peerCase) addB64(r *rand.Rand) {
 	const b64Chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/"
-	for range 3000 {
-		n := r.IntN(14)
+	const n = 3000
+	c.b64Inputs, c.req.B64 = make([]string, 0, n), make([]string, 0, n)
+	for range n {
 		var b []byte
-		for range n {
+		for range r.IntN(14) {
 			switch r.IntN(10) {
 			case 0:
 				b = append(b, '=')
@@ -369,19 +404,18 @@ func TestPythonPeer(t *testing.T) {
 				b = append(b, b64Chars[r.IntN(len(b64Chars))])
 			}
 		}
-		b64Inputs = append(b64Inputs, string(b))
+		c.b64Inputs = append(c.b64Inputs, string(b))
+		c.req.B64 = append(c.req.B64, hexOf(string(b)))
 	}
-	for _, s := range b64Inputs {
-		req.B64 = append(req.B64, hexOf(s))
-	}
+}
 
-	// Python's json: the weird payloads, their mutations and random texts.
-	// (Nesting near Python's recursion limit is left out: its boundary
-	// depends on the Python stack, see maxDepth.)
-	var jsonInputs []string
+// addJSON asks for Python's json on the weird payloads, their mutations and
+// random texts. (Nesting near Python's recursion limit is left out: its
+// boundary depends on the Python stack, see maxDepth.)
+func (c *peerCase) addJSON(r *rand.Rand) {
 	for _, p := range weirdPayloads() {
 		if !strings.Contains(p, strings.Repeat("[", 800)) {
-			jsonInputs = append(jsonInputs, p)
+			c.jsonInputs = append(c.jsonInputs, p)
 		}
 	}
 	for _, p := range weirdPayloads() {
@@ -389,21 +423,21 @@ func TestPythonPeer(t *testing.T) {
 			if len(p) > 0 && len(p) < 200 {
 				i := r.IntN(len(p))
 				const mut = "{}[]\",:-0123456789.eE+tfnNI\\u \n"
-				jsonInputs = append(jsonInputs, p[:i]+string(mut[r.IntN(len(mut))])+p[i+1:])
+				c.jsonInputs = append(c.jsonInputs, p[:i]+string(mut[r.IntN(len(mut))])+p[i+1:])
 			}
 		}
 	}
 	for range 1500 {
-		jsonInputs = append(jsonInputs, randJSON(r, 0))
+		c.jsonInputs = append(c.jsonInputs, randJSON(r, 0))
 	}
-	for _, s := range jsonInputs {
-		req.JSON = append(req.JSON, hexOf(s))
-	}
+	c.req.JSON = hexAll(c.jsonInputs)
+}
 
-	// zlib.compress: every payload Go mints, and random texts.
-	var zlibInputs [][]byte
-	for _, c := range claims {
-		zlibInputs = append(zlibInputs, c.PayloadJSON())
+// addZlib asks for zlib.compress of every payload Go mints, and random texts.
+func (c *peerCase) addZlib(r *rand.Rand) {
+	c.zlibInputs = make([][]byte, 0, len(c.claims)+300)
+	for _, claims := range c.claims {
+		c.zlibInputs = append(c.zlibInputs, claims.PayloadJSON())
 	}
 	for range 300 {
 		n := []int{0, 1, 5, 50, 300, 2000, 16000}[r.IntN(7)]
@@ -412,40 +446,40 @@ func TestPythonPeer(t *testing.T) {
 		for i := range b {
 			b[i] = byte(r.IntN(alphabet)) + 'a'
 		}
-		zlibInputs = append(zlibInputs, b)
+		c.zlibInputs = append(c.zlibInputs, b)
 	}
-	for _, b := range zlibInputs {
-		req.Zlib = append(req.Zlib, hex.EncodeToString(b))
+	for _, b := range c.zlibInputs {
+		c.req.Zlib = append(c.req.Zlib, hex.EncodeToString(b))
 	}
+}
 
-	resp := runPeer(t, req)
-
-	// 1. Python loads every Go-minted token to the exact payload.
+// checkTokens checks that Python loads every Go-minted token to the exact
+// payload, and that Go verifies every Python-minted token and decodes it
+// back. With classic zlib (not zlib-ng) the tokens are byte-identical.
+func (c *peerCase) checkTokens(t *testing.T, resp *peerResponse) {
 	for i, got := range resp.GoTokens {
-		want := string(claims[i].PayloadJSON())
+		want := string(c.claims[i].PayloadJSON())
 		if !got.OK || unhex(t, got.Payload) != want {
-			t.Errorf("python could not load Go token %s: %+v; want payload %s", goTokens[i], got, want)
+			t.Errorf("python could not load Go token %s: %+v; want payload %s", c.goTokens[i], got, want)
 		}
 	}
-	// 2. Go verifies every Python-minted token, and decodes it back. With
-	// classic zlib (not zlib-ng) the tokens are byte-identical.
 	classicZlib := !strings.Contains(strings.ToLower(resp.ZlibVersion), "ng")
 	verifier := NewVerifier([]byte(peerSecret))
 	compressedPy, compressedGo := 0, 0
 	for i, tok := range resp.Mint {
-		c := claims[i]
-		want := string(c.PayloadJSON())
+		claims := c.claims[i]
+		want := string(claims.PayloadJSON())
 		if strings.HasPrefix(tok, Prefix+".") {
 			compressedPy++
 		}
-		if strings.HasPrefix(goTokens[i], Prefix+".") {
+		if strings.HasPrefix(c.goTokens[i], Prefix+".") {
 			compressedGo++
 		}
-		if tok != goTokens[i] && (classicZlib || !strings.HasPrefix(tok, Prefix+".")) {
-			t.Errorf("Python token %s != Go token %s", tok, goTokens[i])
+		if tok != c.goTokens[i] && (classicZlib || !strings.HasPrefix(tok, Prefix+".")) {
+			t.Errorf("Python token %s != Go token %s", tok, c.goTokens[i])
 		}
-		got, err := verifier.Verify(tok, VerifyOptions{Now: time.Unix(c.IssuedAt, 0)})
-		if c.ExpiresAfter < 0 {
+		got, err := verifier.Verify(tok, VerifyOptions{Now: time.Unix(claims.IssuedAt, 0)})
+		if claims.ExpiresAfter < 0 {
 			var inv *InvalidTokenError
 			if !errors.As(err, &inv) || inv.Message != MessageExpired {
 				t.Errorf("Verify(python %s) = %v, want expired", tok, err)
@@ -459,64 +493,125 @@ func TestPythonPeer(t *testing.T) {
 		}
 	}
 	t.Logf("%d tokens: Python compressed %d, Go compressed %d", len(resp.Mint), compressedPy, compressedGo)
+}
 
-	// 3. Verdicts on valid, tampered, wrong-key and odd tokens agree.
+// checkVerdicts checks that verdicts on valid, tampered, wrong-key and odd
+// tokens agree.
+func (c *peerCase) checkVerdicts(t *testing.T, resp *peerResponse) {
+	verifier := NewVerifier([]byte(peerSecret))
 	outcomes := map[string]int{}
 	for i, want := range resp.Verify {
-		c := req.Verify[i]
-		tok := unhex(t, c.Token)
-		got, err := verifier.Verify(tok, c.opts)
+		v := c.req.Verify[i]
+		tok := unhex(t, v.Token)
+		got, err := verifier.Verify(tok, v.opts)
 		gv := goVerdict(t, got, err)
 		outcomes[want.Result+" "+want.Message+want.Exception]++
 		if gv != want {
 			t.Errorf("Verify(%q, now=%v, max_ttl=%d, allow=%v):\n got %+v\nwant %+v (actor %s / %s)",
-				tok, c.Now, c.MaxTTL, c.Allow, gv, want, unhexSafe(gv.Actor), unhexSafe(want.Actor))
+				tok, v.Now, v.MaxTTL, v.Allow, gv, want, unhexSafe(gv.Actor), unhexSafe(want.Actor))
 		}
 	}
 	t.Logf("verify outcomes: %v", outcomes)
+}
 
-	// 4. Lenient base64 agrees with itsdangerous.
+// checkB64 checks that lenient base64 agrees with itsdangerous.
+func (c *peerCase) checkB64(t *testing.T, resp *peerResponse) {
 	for i, want := range resp.B64 {
-		got, err := itsdangerous.Base64Decode(b64Inputs[i])
+		got, err := itsdangerous.Base64Decode(c.b64Inputs[i])
 		if (err == nil) != want.OK || (err == nil && hex.EncodeToString(got) != want.Data) {
-			t.Errorf("Base64Decode(%q) = %x, %v; python: %+v", b64Inputs[i], got, err, want)
+			t.Errorf("Base64Decode(%q) = %x, %v; python: %+v", c.b64Inputs[i], got, err, want)
 		}
 	}
+}
 
-	// 6. Payloads compress to CPython's exact bytes (with classic zlib; a
-	// zlib-ng build of Python makes other, equally valid, streams), so
-	// tokens are byte-identical to Datasette's. The exception is input that
-	// zlib stores uncompressed: itsdangerous never uses that (it is longer
-	// than the input), and neither output is used then.
+// checkZlib checks that payloads compress to CPython's exact bytes (with
+// classic zlib; a zlib-ng build of Python makes other, equally valid,
+// streams), so tokens are byte-identical to Datasette's. The exception is
+// input that zlib stores uncompressed: itsdangerous never uses that (it is
+// longer than the input), and neither output is used then.
+func (c *peerCase) checkZlib(t *testing.T, resp *peerResponse) {
+	classicZlib := !strings.Contains(strings.ToLower(resp.ZlibVersion), "ng")
 	identical, stored := 0, 0
 	for i, want := range resp.Zlib {
-		ours := itsdangerous.ZlibCompress(zlibInputs[i])
+		ours := itsdangerous.ZlibCompress(c.zlibInputs[i])
 		got := hex.EncodeToString(ours)
 		wantBytes, _ := hex.DecodeString(want)
 		switch {
 		case got == want:
 			identical++
-		case len(wantBytes) > 2 && wantBytes[2]&6 == 0 && len(ours) >= len(zlibInputs[i])-1:
+		case len(wantBytes) > 2 && wantBytes[2]&6 == 0 && len(ours) >= len(c.zlibInputs[i])-1:
 			stored++
 		case classicZlib:
-			t.Errorf("zlib.compress(%.60q):\n got %s\nwant %s", zlibInputs[i], got, want)
+			t.Errorf("zlib.compress(%.60q):\n got %s\nwant %s", c.zlibInputs[i], got, want)
 		}
 	}
 	t.Logf("zlib %s: %d/%d streams byte-identical, %d stored by zlib (never used)", resp.ZlibVersion, identical, len(resp.Zlib), stored)
+}
 
-	// 5. The JSON parser agrees with Python's json.loads.
+// checkPeerJSON checks that the JSON parser agrees with Python's json.loads,
+// and that the compact writer and IndentPayload agree with json.dumps.
+func checkPeerJSON(t *testing.T, inputs []string, resp *peerResponse) {
+	t.Helper()
 	for i, want := range resp.JSON {
-		v, err := parsePyJSON([]byte(jsonInputs[i]))
+		v, err := parsePyJSON([]byte(inputs[i]))
 		if (err == nil) != want.OK {
-			t.Errorf("parse %q: err %v; python: %+v", jsonInputs[i], err, want)
+			t.Errorf("parse %q: err %v; python: %+v", inputs[i], err, want)
 			continue
 		}
-		if err == nil {
-			if got := string(v.appendJSON(nil)); got != unhex(t, want.Canonical) {
-				t.Errorf("parse %q = %s; python %s", jsonInputs[i], got, unhex(t, want.Canonical))
-			}
+		if err != nil {
+			continue
+		}
+		if got := string(v.compact()); got != unhex(t, want.Canonical) {
+			t.Errorf("parse %q = %s; python %s", inputs[i], got, unhex(t, want.Canonical))
+		}
+		if got, err := IndentPayload([]byte(inputs[i]), 2); err != nil || got != want.Indented {
+			t.Errorf("IndentPayload(%q) =\n%s (%v)\npython:\n%s", inputs[i], got, err, want.Indented)
 		}
 	}
+}
+
+// TestIndentPayloadMatchesPython checks IndentPayload against
+// json.dumps(json.loads(doc), indent=2) on payload-like documents and on
+// documents json.loads rejects.
+func TestIndentPayloadMatchesPython(t *testing.T) {
+	corpus := []string{
+		`{"a":"root","t":1700000000}`,
+		`{"a":"root","t":1700000000,"d":60,"_r":{"a":["vi"],"d":{"db":["ct"]},"r":{"db":{"t":["ir"]}}}}`,
+		`{"a":"😀 Jürgen \"q\" \\ \u2028","t":1}`,
+		`{"a":"\u0000\u001f\u007f\u0080\u00ff\uffff","t":-0}`,
+		`{"a":"\ud83d\ude00 \ud800 \udc00 \ud800\ud800 \udbff\udfff","t":1}`,
+		`{"a":"<>&/\/","b":"\b\f\n\r\t"}`,
+		`{"a":[],"b":{},"c":[[]],"d":[{}],"e":null,"f":true,"g":false}`,
+		`{"a":1.0,"b":1e16,"c":1e15,"d":0.0001,"e":0.00001,"f":-0.0,"g":1.5e300,"h":123456789012345678901234567890,"i":1E400,"j":-1e400,"k":5e-324,"l":0.1,"m":1e-7,"n":1.7e-05}`,
+		`{"a":NaN,"b":Infinity,"c":-Infinity}`,
+		`{"a":1,"b":2,"a":3}`,
+		`  [1, 2 ,3 ]  `,
+		`"just a string"`,
+		`42`,
+		`-0`,
+		`[[[[["deep"]]]]]`,
+		`{"":{"":[""]}}`,
+		`{"a":"` + strings.Repeat("é", 50) + `"}`,
+	}
+	invalid := []string{``, `{`, `{"a":1,}`, `[1,]`, `01`, `1.`, `.5`, `1e`, `+1`, `{"a":"x` + "\n" + `"}`,
+		`{'a':1}`, `nan`, `"\x"`, `"\u12"`, `[1] [2]`, `tru`, `{"a" 1}`, `"\ud800\u12"`}
+	all := append(slices.Clone(corpus), invalid...)
+	resp := runPeer(t, &peerRequest{Secret: peerSecret, JSON: hexAll(all)})
+	for i, doc := range all {
+		got, err := IndentPayload([]byte(doc), 2)
+		if want := resp.JSON[i]; (err == nil) != want.OK || err == nil && got != want.Indented {
+			t.Errorf("IndentPayload(%q) =\n%s (error %v)\nPython (ok=%v):\n%s", doc, got, err, want.OK, want.Indented)
+		}
+	}
+}
+
+// hexAll returns the hex of each string.
+func hexAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = hexOf(s)
+	}
+	return out
 }
 
 func unhexSafe(h string) string {

@@ -93,9 +93,15 @@ func (v *pyValue) typeName() string {
 	return [...]string{"NoneType", "bool", "int", "float", "str", "list", "dict"}[v.kind]
 }
 
-// appendJSON appends v as json.dumps(v, separators=(",", ":"),
+// compact returns v as json.dumps(v, separators=(",", ":"),
 // ensure_ascii=False) writes it (lone surrogates as \uXXXX escapes).
-func (v *pyValue) appendJSON(b []byte) []byte {
+func (v *pyValue) compact() []byte { return v.dump(nil, -1, 0) }
+
+// dump appends v as Python's json.dumps writes it: with indent < 0 as
+// json.dumps(v, separators=(",", ":"), ensure_ascii=False) (lone surrogates
+// as \uXXXX escapes), else as json.dumps(v, indent=indent) (ensure_ascii=True,
+// separators ",", ": ") with v nested level deep.
+func (v *pyValue) dump(b []byte, indent, level int) []byte {
 	switch v.kind {
 	case pyNull:
 		return append(b, "null"...)
@@ -108,29 +114,75 @@ func (v *pyValue) appendJSON(b []byte) []byte {
 		return append(b, v.num...)
 	case pyFloat:
 		return appendPyFloat(b, v.float)
-	case pyString:
-		return appendPyString(b, v.str, true)
-	case pyList:
-		b = append(b, '[')
-		for i := range v.list {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = v.list[i].appendJSON(b)
-		}
-		return append(b, ']')
-	default:
-		b = append(b, '{')
-		for i, k := range v.keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendPyString(b, k, true)
-			b = append(b, ':')
-			b = v.vals[i].appendJSON(b)
-		}
-		return append(b, '}')
 	}
+	mode := decodedText
+	if indent >= 0 {
+		mode = decodedASCII
+	}
+	if v.kind == pyString {
+		return appendPyString(b, v.str, mode)
+	}
+	opener, closer, elems := byte('['), byte(']'), v.list
+	if v.kind == pyDict {
+		opener, closer, elems = '{', '}', v.vals
+	}
+	b = append(b, opener)
+	for i := range elems {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendNewline(b, indent, level+1)
+		if v.kind == pyDict {
+			b = appendPyString(b, v.keys[i], mode)
+			b = append(b, ':')
+			if indent >= 0 {
+				b = append(b, ' ')
+			}
+		}
+		b = elems[i].dump(b, indent, level+1)
+	}
+	if len(elems) > 0 {
+		b = appendNewline(b, indent, level)
+	}
+	return append(b, closer)
+}
+
+// appendNewline starts a new line indented for level, unless indent < 0.
+func appendNewline(b []byte, indent, level int) []byte {
+	if indent < 0 {
+		return b
+	}
+	b = append(b, '\n')
+	for range indent * level {
+		b = append(b, ' ')
+	}
+	return b
+}
+
+// IndentPayload renders a token payload (or any JSON text) exactly as
+// Python's json.dumps(json.loads(payload), indent=indent) does, which is how
+// `datasette create-token --debug` prints a token's payload:
+//
+//   - objects and arrays open on their line, with one member per line,
+//     indented by indent more spaces per level (a negative indent counts as
+//     0), "," after every member but the last and ": " after a key; empty
+//     ones are "{}" and "[]";
+//   - strings are escaped with ensure_ascii=True: '"', '\\', \n \r \t \b \f,
+//     and every other code point outside ' '..'~' as \uXXXX (lowercase hex;
+//     surrogate pairs above U+FFFF; lone surrogates from \uD8XX escapes are
+//     kept);
+//   - integers are written in full, floats as Python's repr (1e+16, 1e-05,
+//     100.0), and NaN, Infinity and -Infinity as such;
+//   - a key that repeats keeps its first position and takes its last value.
+//
+// payload is read as json.loads reads it (NaN and Infinity included); what
+// json.loads rejects is an error.
+func IndentPayload(payload []byte, indent int) (string, error) {
+	v, err := parsePyJSON(payload)
+	if err != nil {
+		return "", fmt.Errorf("dstoken: %w", err)
+	}
+	return string(v.dump(nil, max(indent, 0), 0)), nil
 }
 
 var (
@@ -369,73 +421,65 @@ func (p *parser) hex4() (rune, bool) {
 }
 
 func (p *parser) list(depth int) (pyValue, error) {
-	if depth > maxDepth {
-		return pyValue{}, p.errorf("maximum recursion depth exceeded")
-	}
-	p.i++ // [
 	v := pyValue{kind: pyList}
-	p.skipSpace()
-	if p.i < len(p.s) && p.s[p.i] == ']' {
-		p.i++
-		return v, nil
-	}
-	for {
+	err := p.container(depth, ']', func() error {
 		elem, err := p.value(depth)
-		if err != nil {
-			return pyValue{}, err
-		}
 		v.list = append(v.list, elem)
-		p.skipSpace()
-		if p.i < len(p.s) && p.s[p.i] == ']' {
-			p.i++
-			return v, nil
-		}
-		if p.i >= len(p.s) || p.s[p.i] != ',' {
-			return pyValue{}, p.errorf("expecting ',' delimiter")
-		}
-		p.i++
-		p.skipSpace()
-	}
+		return err
+	})
+	return v, err
 }
 
 func (p *parser) dict(depth int) (pyValue, error) {
-	if depth > maxDepth {
-		return pyValue{}, p.errorf("maximum recursion depth exceeded")
-	}
-	p.i++ // {
 	v := pyValue{kind: pyDict}
 	var index map[string]int // used once the dict is large
-	p.skipSpace()
-	if p.i < len(p.s) && p.s[p.i] == '}' {
-		p.i++
-		return v, nil
-	}
-	for {
+	err := p.container(depth, '}', func() error {
 		if p.i >= len(p.s) || p.s[p.i] != '"' {
-			return pyValue{}, p.errorf("expecting property name enclosed in double quotes")
+			return p.errorf("expecting property name enclosed in double quotes")
 		}
 		key, err := p.string()
 		if err != nil {
-			return pyValue{}, err
+			return err
 		}
 		p.skipSpace()
 		if p.i >= len(p.s) || p.s[p.i] != ':' {
-			return pyValue{}, p.errorf("expecting ':' delimiter")
+			return p.errorf("expecting ':' delimiter")
 		}
 		p.i++
 		p.skipSpace()
 		val, err := p.value(depth)
 		if err != nil {
-			return pyValue{}, err
+			return err
 		}
 		v.set(key, val, &index)
+		return nil
+	})
+	return v, err
+}
+
+// container parses the ","-separated elements of an array or object, from
+// its opening bracket to closer, calling elem at the start of each.
+func (p *parser) container(depth int, closer byte, elem func() error) error {
+	if depth > maxDepth {
+		return p.errorf("maximum recursion depth exceeded")
+	}
+	p.i++ // the opening bracket
+	p.skipSpace()
+	if p.i < len(p.s) && p.s[p.i] == closer {
+		p.i++
+		return nil
+	}
+	for {
+		if err := elem(); err != nil {
+			return err
+		}
 		p.skipSpace()
-		if p.i < len(p.s) && p.s[p.i] == '}' {
+		if p.i < len(p.s) && p.s[p.i] == closer {
 			p.i++
-			return v, nil
+			return nil
 		}
 		if p.i >= len(p.s) || p.s[p.i] != ',' {
-			return pyValue{}, p.errorf("expecting ',' delimiter")
+			return p.errorf("expecting ',' delimiter")
 		}
 		p.i++
 		p.skipSpace()

@@ -5,72 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"math/big"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/datasette-token-operator/datasette-token-operator/internal/vectors"
 )
 
-// vectorsDir returns the Datasette test-vector folder: $DATASETTE_VECTORS, or
-// the shared/ folder beside the repository checkout. The vectors are not
-// copied into the repository; a missing folder fails the test.
-func vectorsDir(t testing.TB) string {
+// vectorClaims builds the Claims the CLI would build from a mint vector's
+// arguments.
+func vectorClaims(t *testing.T, v vectors.MintVector) Claims {
 	t.Helper()
-	dir := os.Getenv("DATASETTE_VECTORS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "datasette-vectors")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "mint.json")); err != nil {
-		t.Fatalf("Datasette test vectors not found in %s (%v): they live in shared/datasette-vectors beside the repository checkout; set DATASETTE_VECTORS to their folder", dir, err)
-	}
-	return dir
-}
-
-// loadVectors decodes a vector file's "vectors" list into out.
-func loadVectors(t testing.TB, name string, out any) {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(vectorsDir(t), name))
-	if err != nil {
-		t.Fatalf("reading vectors: %v", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var file struct {
-		Generator string          `json:"generator"`
-		Vectors   json.RawMessage `json:"vectors"`
-	}
-	if err := dec.Decode(&file); err != nil {
-		t.Fatalf("decoding %s: %v", name, err)
-	}
-	dec = json.NewDecoder(bytes.NewReader(file.Vectors))
-	dec.UseNumber()
-	if err := dec.Decode(out); err != nil {
-		t.Fatalf("decoding %s vectors: %v", name, err)
-	}
-}
-
-type mintVector struct {
-	ID             string          `json:"id"`
-	Description    string          `json:"description"`
-	Secret         string          `json:"secret"`
-	ActorID        string          `json:"actor_id"`
-	ExpiresAfter   *json.Number    `json:"expires_after"`
-	Restrictions   [][]string      `json:"restrictions"`
-	Now            json.Number     `json:"now"`
-	Token          string          `json:"token"`
-	PayloadJSON    string          `json:"payload_json"`
-	Compressed     bool            `json:"compressed"`
-	UnknownActions []string        `json:"unknown_actions"`
-	Payload        json.RawMessage `json:"payload"`
-}
-
-// claims builds the Claims the CLI would build from the vector's arguments.
-func (v mintVector) claims(t *testing.T) Claims {
-	t.Helper()
-	c := Claims{Actor: v.ActorID, IssuedAt: truncSeconds(t, v.Now)}
+	c := Claims{Actor: v.ActorID, IssuedAt: v.IssuedAt(t)}
 	if v.ExpiresAfter != nil {
 		d, err := v.ExpiresAfter.Int64()
 		if err != nil {
@@ -94,16 +42,6 @@ func (v mintVector) claims(t *testing.T) Claims {
 	return c
 }
 
-// truncSeconds returns int(n) for a JSON number, as int(time.time()).
-func truncSeconds(t testing.TB, n json.Number) int64 {
-	f, _, err := big.ParseFloat(string(n), 10, 200, big.ToNearestEven)
-	if err != nil {
-		t.Fatalf("now %q: %v", n, err)
-	}
-	i, _ := f.Int64()
-	return i
-}
-
 // timeFromPython returns a time.Time for which pyTime gives exactly the
 // float64 value of n, i.e. what time.time() returned to Datasette.
 func timeFromPython(t testing.TB, n json.Number) time.Time {
@@ -125,14 +63,9 @@ func timeFromPython(t testing.TB, n json.Number) time.Time {
 }
 
 func TestMintVectors(t *testing.T) {
-	var vectors []mintVector
-	loadVectors(t, "mint.json", &vectors)
-	if len(vectors) == 0 {
-		t.Fatal("no mint vectors")
-	}
-	for _, v := range vectors {
+	for _, v := range vectors.Mint(t) {
 		t.Run(v.ID, func(t *testing.T) {
-			c := v.claims(t)
+			c := vectorClaims(t, v)
 			if got := c.PayloadJSON(); string(got) != v.PayloadJSON {
 				t.Fatalf("%s\nPayloadJSON = %s\nwant          %s", v.Description, got, v.PayloadJSON)
 			}
@@ -177,37 +110,16 @@ func TestMintVectors(t *testing.T) {
 	}
 }
 
-type verifyVector struct {
-	ID          string      `json:"id"`
-	Description string      `json:"description"`
-	Token       string      `json:"token"`
-	Secret      string      `json:"secret"`
-	Now         json.Number `json:"now"`
-	Settings    struct {
-		AllowSignedTokens  bool  `json:"allow_signed_tokens"`
-		MaxSignedTokensTTL int64 `json:"max_signed_tokens_ttl"`
-	} `json:"settings"`
-	Expected struct {
-		Result    string          `json:"result"`
-		Actor     json.RawMessage `json:"actor"`
-		Message   string          `json:"message"`
-		Exception string          `json:"exception"`
-	} `json:"expected"`
-	PayloadJSON *string `json:"payload_json"`
-	Quirk       string  `json:"quirk"`
-}
-
 func TestVerifyVectors(t *testing.T) {
-	var vectors []verifyVector
-	loadVectors(t, "verify.json", &vectors)
-	if len(vectors) == 0 {
-		t.Fatal("no verify vectors")
-	}
-	for _, v := range vectors {
+	for _, v := range vectors.Verify(t) {
 		t.Run(v.ID, func(t *testing.T) {
+			maxTTL, err := v.Settings.MaxSignedTokensTTL.Int64()
+			if err != nil {
+				t.Fatalf("max_signed_tokens_ttl: %v", err)
+			}
 			opts := VerifyOptions{
 				Now:                  timeFromPython(t, v.Now),
-				MaxTTL:               v.Settings.MaxSignedTokensTTL,
+				MaxTTL:               maxTTL,
 				SignedTokensDisabled: !v.Settings.AllowSignedTokens,
 			}
 			got, err := NewVerifier([]byte(v.Secret)).Verify(v.Token, opts)
@@ -266,7 +178,7 @@ func canonicalJSON(t testing.TB, data []byte) string {
 	if err != nil {
 		t.Fatalf("parsing %s: %v", data, err)
 	}
-	return string(v.appendJSON(nil))
+	return string(v.compact())
 }
 
 // sameJSON compares two JSON texts with encoding/json (numbers as text).

@@ -69,8 +69,8 @@ func (e *ServerError) Unwrap() error { return e.cause }
 
 // VerifyOptions are the Datasette settings and clock used by Verify.
 type VerifyOptions struct {
-	// Now is the verification time; fractions of a second count. The zero
-	// value means time.Now().
+	// Now is the verification time; fractions of a second count. Callers
+	// pass it (usually time.Now()): the zero value is the year 1, not now.
 	Now time.Time
 	// MaxTTL is Datasette's max_signed_tokens_ttl setting in seconds; 0 means
 	// no limit.
@@ -107,6 +107,11 @@ type Verified struct {
 }
 
 // Actor is the actor dictionary Datasette builds from a token.
+//
+// Callers that need Datasette's exact bytes call [Actor.MarshalJSON]
+// directly: json.Marshal(actor) calls it too but then re-escapes '<', '>',
+// '&', U+2028 and U+2029 (as \u003c and so on: the same JSON value in other
+// bytes).
 type Actor struct {
 	// ID is "id": the JSON value of the "a" claim, usually a string but any
 	// JSON value is passed through.
@@ -263,12 +268,12 @@ func checkClaims(decoded *pyValue, payload []byte, opts VerifyOptions) (*Verifie
 		return nil, pyErr("KeyError", "'a'")
 	}
 	v := &Verified{
-		Actor:    Actor{ID: a.appendJSON(nil)},
+		Actor:    Actor{ID: a.compact()},
 		Payload:  payload,
 		IssuedAt: saturate(t),
 	}
 	if r, ok := decoded.get("_r"); ok {
-		v.Actor.Restrictions = r.appendJSON(nil)
+		v.Actor.Restrictions = r.compact()
 	}
 	if expires {
 		v.Duration = saturate(duration)
@@ -294,12 +299,8 @@ func saturate(n *big.Int) int64 {
 	}
 }
 
-// pyTime returns t as the float64 CPython's time.time() would return for it
-// (zero t: the current time).
+// pyTime returns t as the float64 CPython's time.time() would return for it.
 func pyTime(t time.Time) float64 {
-	if t.IsZero() {
-		t = time.Now()
-	}
 	if sec := t.Unix(); sec > -9e9 && sec < 9e9 {
 		// CPython's _PyTime_AsSecondsDouble on an int64 of nanoseconds.
 		ns := t.UnixNano()

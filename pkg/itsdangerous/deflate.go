@@ -78,8 +78,8 @@ func zlibCompress(dst, src []byte) []byte {
 	if len(src) > maxFastDeflate {
 		var buf bytes.Buffer
 		w, _ := zlib.NewWriterLevel(&buf, zlib.DefaultCompression)
-		w.Write(src)
-		w.Close()
+		_, _ = w.Write(src) // writing to a bytes.Buffer cannot fail
+		_ = w.Close()
 		return append(dst, buf.Bytes()...)
 	}
 	d := deflaters.Get().(*deflater)

@@ -53,9 +53,9 @@ func NewSigner(salt string, secrets ...[]byte) *Signer {
 // SHA1(salt + "signer" + secret).
 func DeriveKey(salt string, secret []byte) []byte {
 	h := sha1.New()
-	io.WriteString(h, salt)
-	io.WriteString(h, "signer")
-	h.Write(secret)
+	_, _ = io.WriteString(h, salt) // writing to a hash cannot fail
+	_, _ = io.WriteString(h, "signer")
+	_, _ = h.Write(secret)
 	return h.Sum(nil)
 }
 
@@ -139,7 +139,7 @@ func (s *Signer) verify(signed string) (string, error) {
 	var sigBuf, macBuf [sha1.Size]byte
 	got, err := appendBase64Decode(sigBuf[:0], sig)
 	if err != nil {
-		return "", fmt.Errorf("%w: signature is not valid base64: %v", ErrInvalidSignature, err)
+		return "", fmt.Errorf("%w: signature is not valid base64: %w", ErrInvalidSignature, err)
 	}
 	bodyBytes := []byte(body)
 	ok := false
@@ -176,14 +176,14 @@ func loadPayload(body string) ([]byte, error) {
 	}
 	raw, err := Base64Decode(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: could not base64-decode the payload: %v", ErrBadPayload, err)
+		return nil, fmt.Errorf("%w: could not base64-decode the payload: %w", ErrBadPayload, err)
 	}
 	if !compressed {
 		return raw, nil
 	}
 	out, err := zlibDecompress(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: could not zlib-decompress the payload: %v", ErrBadPayload, err)
+		return nil, fmt.Errorf("%w: could not zlib-decompress the payload: %w", ErrBadPayload, err)
 	}
 	return out, nil
 }
@@ -210,7 +210,9 @@ func zlibDecompress(data []byte) ([]byte, error) {
 	}
 	var out bytes.Buffer
 	_, err := out.ReadFrom(zr)
-	zr.Close()
+	if closeErr := zr.Close(); err == nil {
+		err = closeErr
+	}
 	zlibReaders.Put(zr)
 	if err != nil {
 		return nil, err

@@ -9,7 +9,7 @@ token logic from its documented behaviour (it does not import Datasette):
   mint       -> mint tokens the way Datasette's create_token does
   verify     -> Datasette's SignedTokenHandler.verify_token verdicts
   b64        -> itsdangerous.encoding.base64_decode results
-  json       -> json.loads, re-dumped compactly
+  json       -> json.loads, re-dumped compactly and with indent=2
   zlib       -> zlib.compress results
 
 Byte strings travel as hex so that any text survives the trip.
@@ -151,7 +151,8 @@ def b64(text):
 
 def load_json(data):
     try:
-        return {"ok": True, "canonical": dumps(json.loads(bytes.fromhex(data).decode("utf-8")))}
+        value = json.loads(bytes.fromhex(data).decode("utf-8"))
+        return {"ok": True, "canonical": dumps(value), "indented": json.dumps(value, indent=2)}
     except Exception as e:
         return {"ok": False, "error": "%s: %s" % (type(e).__name__, str(e)[:200])}
 
@@ -164,18 +165,19 @@ def main():
     req = json.load(sys.stdin)
     secret = req["secret"]
     unhex = lambda h: bytes.fromhex(h).decode("utf-8")
+    items = lambda key: req.get(key) or []  # a request may leave lists out
     out = {
         "itsdangerous": importlib.metadata.version("itsdangerous"),
         "python": sys.version.split()[0],
-        "go_tokens": [load_go_token(secret, unhex(t)) for t in req["go_tokens"]],
-        "mint": [mint(secret, spec) for spec in req["mint"]],
+        "go_tokens": [load_go_token(secret, unhex(t)) for t in items("go_tokens")],
+        "mint": [mint(secret, spec) for spec in items("mint")],
         "verify": [
-            verify(secret, dict(case, token=unhex(case["token"]))) for case in req["verify"]
+            verify(secret, dict(case, token=unhex(case["token"]))) for case in items("verify")
         ],
-        "b64": [b64(t) for t in req["b64"]],
-        "json": [load_json(t) for t in req["json"]],
+        "b64": [b64(t) for t in items("b64")],
+        "json": [load_json(t) for t in items("json")],
         "zlib_version": zlib.ZLIB_RUNTIME_VERSION,
-        "zlib": [compress(t) for t in req["zlib"]],
+        "zlib": [compress(t) for t in items("zlib")],
     }
     json.dump(out, sys.stdout)
 
