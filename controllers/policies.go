@@ -24,8 +24,6 @@ const (
 	defaultSigningKey = "DATASETTE_SECRET"
 	// tokenKey is the output Secret's data key that holds the token.
 	tokenKey = "token"
-	// tokenSalt is the itsdangerous salt ("namespace") Datasette signs tokens with.
-	tokenSalt = "token"
 
 	// managedByLabel marks the Secrets the operator writes; its cache holds no other Secret.
 	managedByLabel = "app.kubernetes.io/managed-by"
@@ -210,7 +208,7 @@ func mintDecision(seen observedToken, key []byte, want desiredToken, now time.Ti
 	matchesSpec := bytes.Equal(decoded.Payload, wantClaims.PayloadJSON())
 
 	body, _ := strings.CutPrefix(string(seen.token), dstoken.Prefix)
-	if _, err := itsdangerous.NewSigner(tokenSalt, key).Unsign(body); err != nil {
+	if _, err := itsdangerous.NewSigner(dstoken.Salt, key).Unsign(body); err != nil {
 		if matchesSpec {
 			return mintRotation, issuedAt
 		}
