@@ -551,9 +551,12 @@ func TestNoWritesOnRestartOrResync(t *testing.T) {
 	ns := newNamespace(t)
 	first := startManager(t, ns)
 	signingSecret(t, ns, "datasette", "k")
+	lifetimes := map[string]time.Duration{"one": time.Hour, "two": 100 * time.Second, "three": 0}
 	for _, name := range []string{"one", "two", "three"} {
 		tok := newToken(ns, name, name)
-		tok.Spec.ExpiresAfter = &metav1.Duration{Duration: time.Hour}
+		if lifetimes[name] != 0 {
+			tok.Spec.ExpiresAfter = &metav1.Duration{Duration: lifetimes[name]}
+		}
 		tok.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{Labels: map[string]string{"x": "y"}}
 		create(t, tok)
 		waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)

@@ -79,7 +79,8 @@ func desiredFromSpec(tok *datasettev1alpha1.DatasetteToken) (desiredToken, error
 	}
 	switch {
 	case spec.RenewBefore == nil:
-		want.renewBefore = want.lifetime / 3
+		// A third of the lifetime, in whole seconds like every time the status reports.
+		want.renewBefore = (want.lifetime / 3).Truncate(time.Second)
 	case want.lifetime == 0:
 		return want, fmt.Errorf("spec.renewBefore needs spec.expiresAfter: a token that never expires is never renewed")
 	default:

@@ -41,6 +41,8 @@ func TestDesiredFromSpec(t *testing.T) {
 		}), secretName: "out", signingKey: "KEY"},
 		{name: "renew at two thirds by default", tok: base(func(s *datasettev1alpha1.DatasetteTokenSpec) { s.ExpiresAfter = duration(24 * time.Hour) }),
 			secretName: "tok", signingKey: "DATASETTE_SECRET", lifetime: 24 * time.Hour, renewBefore: 8 * time.Hour},
+		{name: "a third in whole seconds", tok: base(func(s *datasettev1alpha1.DatasetteTokenSpec) { s.ExpiresAfter = duration(100 * time.Second) }),
+			secretName: "tok", signingKey: "DATASETTE_SECRET", lifetime: 100 * time.Second, renewBefore: 33 * time.Second},
 		{name: "explicit renewBefore", tok: base(func(s *datasettev1alpha1.DatasetteTokenSpec) {
 			s.ExpiresAfter, s.RenewBefore = duration(time.Hour), duration(time.Minute)
 		}), secretName: "tok", signingKey: "DATASETTE_SECRET", lifetime: time.Hour, renewBefore: time.Minute},
