@@ -88,7 +88,17 @@ func waitReason(t *testing.T, key types.NamespacedName, reason string) *datasett
 	return &tok
 }
 
-// outputToken returns the token held in the Secret name.
+// waitReissued waits until the token's status reports a token issued after issuedAt.
+func waitReissued(t *testing.T, key types.NamespacedName, issuedAt time.Time) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		var cur datasettev1alpha1.DatasetteToken
+		g.Expect(k8sClient.Get(ctx, key, &cur)).To(Succeed())
+		g.Expect(cur.Status.IssuedAt.Time).To(BeTemporally(">", issuedAt))
+	}, 10*time.Second, poll).Should(Succeed())
+}
+
+// outputSecret returns the Secret name.
 func outputSecret(t *testing.T, ns, name string) *corev1.Secret {
 	t.Helper()
 	var s corev1.Secret
@@ -346,7 +356,7 @@ func TestKeyRotationRemintsEveryToken(t *testing.T) {
 	ns := newNamespace(t)
 	startManager(t, ns)
 	signing := signingSecret(t, ns, "datasette", "old-key")
-	other := signingSecret(t, ns, "other", "unrelated-key")
+	signingSecret(t, ns, "other", "unrelated-key")
 	keys := make([]types.NamespacedName, 0, 3)
 	for _, name := range []string{"a", "b", "c"} {
 		tok := newToken(ns, name, "bot-"+name)
@@ -379,7 +389,6 @@ func TestKeyRotationRemintsEveryToken(t *testing.T) {
 	if got := string(outputSecret(t, ns, "bystander").Data["token"]); got != bystanderToken {
 		t.Errorf("a token signed by another Secret was re-minted")
 	}
-	_ = other
 }
 
 func TestRenewsBeforeExpiry(t *testing.T) {
@@ -396,11 +405,7 @@ func TestRenewsBeforeExpiry(t *testing.T) {
 	if want := first.Status.IssuedAt.Add(2 * time.Second); !first.Status.RenewalTime.Time.Equal(want) {
 		t.Errorf("renewalTime %s, want %s", first.Status.RenewalTime, want)
 	}
-	NewWithT(t).Eventually(func(g Gomega) {
-		var cur datasettev1alpha1.DatasetteToken
-		g.Expect(k8sClient.Get(ctx, key, &cur)).To(Succeed())
-		g.Expect(cur.Status.IssuedAt.Time).To(BeTemporally(">", first.Status.IssuedAt.Time))
-	}, 10*time.Second, poll).Should(Succeed())
+	waitReissued(t, key, first.Status.IssuedAt.Time)
 	verify(t, string(outputSecret(t, ns, "short").Data["token"]), "k")
 	waitEvent(t, ns, "short", "Renewed")
 }

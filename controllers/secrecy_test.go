@@ -44,11 +44,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	remember("lifecycle")
 
 	// Renewal.
-	g.Eventually(func(g Gomega) {
-		var cur datasettev1alpha1.DatasetteToken
-		g.Expect(k8sClient.Get(ctx, key, &cur)).To(Succeed())
-		g.Expect(cur.Status.IssuedAt.Time).To(BeTemporally(">", first.Status.IssuedAt.Time))
-	}, 10*time.Second, poll).Should(Succeed())
+	waitReissued(t, key, first.Status.IssuedAt.Time)
 	remember("lifecycle")
 
 	// Rotation.
