@@ -9,6 +9,7 @@ import (
 // Its fields mean what the same `datasette create-token` arguments mean.
 // +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || has(self.expiresAfter)",message="renewBefore needs expiresAfter: a token that never expires is never renewed"
 // +kubebuilder:validation:XValidation:rule="!has(self.renewBefore) || !has(self.expiresAfter) || duration(self.renewBefore) < duration(self.expiresAfter)",message="renewBefore must be shorter than expiresAfter"
+// +kubebuilder:validation:XValidation:rule="has(self.signingSecretRef) != has(self.signerRef)",message="set exactly one of signerRef (recommended) and signingSecretRef"
 type DatasetteTokenSpec struct {
 	// actor is the actor id the token authenticates as: Datasette's actor "id"
 	// (the ID argument of `datasette create-token`).
@@ -44,10 +45,17 @@ type DatasetteTokenSpec struct {
 	// +optional
 	Restrictions *Restrictions `json:"restrictions,omitempty"`
 
+	// signerRef names the DatasetteSigner (in this namespace) or ClusterDatasetteSigner that
+	// lends its Datasette instance's signing key, under its policy. Exactly one of signerRef
+	// and signingSecretRef is set; signers are recommended, since the key then stays out of
+	// the token's namespace.
+	// +optional
+	SignerRef *SignerReference `json:"signerRef,omitempty"`
+
 	// signingSecretRef names the Secret, in this namespace, that holds the Datasette instance's
-	// signing secret (its DATASETTE_SECRET).
-	// +required
-	SigningSecretRef SecretKeyRef `json:"signingSecretRef"`
+	// signing secret (its DATASETTE_SECRET). Exactly one of signerRef and signingSecretRef is set.
+	// +optional
+	SigningSecretRef *SecretKeyRef `json:"signingSecretRef,omitempty"`
 
 	// secretName is the name of the Secret the token is written to, under the key "token".
 	// Absent means the DatasetteToken's own name. The operator never overwrites a Secret
@@ -61,6 +69,82 @@ type DatasetteTokenSpec struct {
 	// The DatasetteToken's own labels and annotations are never copied.
 	// +optional
 	SecretTemplate *SecretTemplate `json:"secretTemplate,omitempty"`
+
+	// rolloutRestartTargets are workloads in this namespace that read the token and are
+	// restarted, as `kubectl rollout restart` does, whenever the Secret's token changes after
+	// its first issue (renewal, rotation, repair, spec change, renew-now). Use it when the
+	// token reaches the workload as an environment variable.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +optional
+	RolloutRestartTargets []RolloutRestartTarget `json:"rolloutRestartTargets,omitempty"`
+
+	// suspend stops all minting, renewal and repair of this token while true: the Secret is
+	// left as it is, even when its token expires. Setting it back to false resumes.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// notAfter is when access ends (RFC 3339). No token is minted after it, and the last
+	// token's lifetime is shortened so that it expires at notAfter (in whole seconds).
+	// +optional
+	NotAfter *metav1.Time `json:"notAfter,omitempty"`
+
+	// deletionPolicy says what happens to the output Secret when the DatasetteToken is
+	// deleted: Delete (the default) lets Kubernetes garbage-collect it; Retain keeps it,
+	// released from the operator (owner reference and managed-by label removed).
+	// +kubebuilder:validation:Enum=Delete;Retain
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// DeletionPolicy says what happens to the output Secret when its DatasetteToken is deleted.
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyDelete lets the output Secret go with its DatasetteToken (the default).
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	// DeletionPolicyRetain keeps the output Secret, released from the operator.
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+)
+
+// Kinds a signerRef may name.
+const (
+	// DatasetteSignerKind is the namespaced signer kind.
+	DatasetteSignerKind = "DatasetteSigner"
+	// ClusterDatasetteSignerKind is the cluster-scoped signer kind.
+	ClusterDatasetteSignerKind = "ClusterDatasetteSigner"
+)
+
+// SignerReference names a DatasetteSigner in the token's namespace or a ClusterDatasetteSigner.
+type SignerReference struct {
+	// kind is DatasetteSigner or ClusterDatasetteSigner.
+	// +kubebuilder:validation:Enum=DatasetteSigner;ClusterDatasetteSigner
+	// +required
+	Kind string `json:"kind"`
+
+	// name is the signer's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +required
+	Name string `json:"name"`
+}
+
+// RolloutRestartTarget names a workload, in the DatasetteToken's namespace, to restart when
+// the token changes.
+type RolloutRestartTarget struct {
+	// kind is Deployment, StatefulSet or DaemonSet.
+	// +kubebuilder:validation:Enum=Deployment;StatefulSet;DaemonSet
+	// +required
+	Kind string `json:"kind"`
+
+	// name is the workload's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
 }
 
 // Action is a Datasette action name, such as "view-instance" or "insert-row".
@@ -74,17 +158,20 @@ type Action string
 // resource (table or query).
 type Restrictions struct {
 	// all lists actions allowed across the instance (create-token's -a ACTION).
+	// +kubebuilder:validation:MaxItems=64
 	// +listType=atomic
 	// +optional
 	All []Action `json:"all,omitempty"`
 
 	// databases lists actions allowed within one database (create-token's -d DB ACTION).
+	// +kubebuilder:validation:MaxItems=1024
 	// +listType=map
 	// +listMapKey=name
 	// +optional
 	Databases []DatabaseRestriction `json:"databases,omitempty"`
 
 	// resources lists actions allowed on one table or query (create-token's -r DB RESOURCE ACTION).
+	// +kubebuilder:validation:MaxItems=1024
 	// +listType=map
 	// +listMapKey=database
 	// +listMapKey=resource
@@ -102,6 +189,7 @@ type DatabaseRestriction struct {
 
 	// actions are the actions allowed within the database, in order.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
 	// +listType=atomic
 	// +required
 	Actions []Action `json:"actions"`
@@ -123,12 +211,13 @@ type ResourceRestriction struct {
 
 	// actions are the actions allowed on the resource, in order.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
 	// +listType=atomic
 	// +required
 	Actions []Action `json:"actions"`
 }
 
-// SecretKeyRef selects a key of a Secret in the DatasetteToken's namespace.
+// SecretKeyRef selects a key of a Secret in the object's own namespace.
 type SecretKeyRef struct {
 	// name is the Secret's name.
 	// +kubebuilder:validation:MinLength=1
@@ -146,24 +235,46 @@ type SecretKeyRef struct {
 	Key string `json:"key,omitempty"`
 }
 
-// SecretTemplate holds metadata to put on the output Secret.
+// SecretTemplate holds metadata to put on the output Secret. Keys follow Kubernetes' rules
+// for label and annotation keys (an optional DNS-subdomain prefix and "/", then a name of at
+// most 63 characters); keys removed from the template are removed from the Secret.
 type SecretTemplate struct {
 	// labels to put on the output Secret.
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="label keys must be valid Kubernetes label keys: [prefix/]name, the name at most 63 characters of [-A-Za-z0-9_.], starting and ending alphanumeric"
 	// +optional
-	Labels map[string]string `json:"labels,omitempty"`
+	Labels map[string]LabelValue `json:"labels,omitempty"`
 
 	// annotations to put on the output Secret.
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="annotation keys must be valid Kubernetes annotation keys: [prefix/]name, the name at most 63 characters of [-A-Za-z0-9_.], starting and ending alphanumeric"
 	// +optional
-	Annotations map[string]string `json:"annotations,omitempty"`
+	Annotations map[string]AnnotationValue `json:"annotations,omitempty"`
 }
+
+// LabelValue is a Kubernetes label value: at most 63 characters of [-A-Za-z0-9_.], starting
+// and ending alphanumeric, or empty.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+type LabelValue string
+
+// AnnotationValue is an annotation value on the output Secret, at most 4 KiB (64 of them fit
+// within Kubernetes' 256 KiB limit on a Secret's annotations).
+// +kubebuilder:validation:MaxLength=4096
+type AnnotationValue string
 
 // DatasetteTokenStatus reports the token the operator last minted. It never holds the token.
 type DatasetteTokenStatus struct {
-	// observedGeneration is the metadata.generation the status was computed from.
+	// observedGeneration is the metadata.generation the status was computed from; -1 until the
+	// operator has seen the object, so that kstatus (Flux, Argo CD, cli-utils) reads a new token
+	// as InProgress.
+	// +kubebuilder:default=-1
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions hold the Ready condition (and Stalled while a person must act).
+	// conditions hold Ready; Stalled while a person must act; Reconciling while waiting for
+	// something time can bring (a signing Secret or signer that does not exist yet); and
+	// RestartTargetsReady when rolloutRestartTargets are set.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -181,9 +292,15 @@ type DatasetteTokenStatus struct {
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 
-	// renewalTime is when the operator will mint the next token; absent for a token that never expires.
+	// renewalTime is when the operator will mint the next token; absent for a token that never
+	// expires, is suspended or has ended.
 	// +optional
 	RenewalTime *metav1.Time `json:"renewalTime,omitempty"`
+
+	// lastRenewRequest is the last value of the datasette.io/renew-requested-at annotation that
+	// the operator acted on.
+	// +optional
+	LastRenewRequest string `json:"lastRenewRequest,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -194,6 +311,8 @@ type DatasetteTokenStatus struct {
 // +kubebuilder:printcolumn:name="Actor",type=string,JSONPath=`.spec.actor`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`,priority=1
+// +kubebuilder:printcolumn:name="Signer",type=string,JSONPath=`.spec.signerRef.name`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // DatasetteToken is a Datasette API token (dstok_…) that the operator mints, writes into a
@@ -210,6 +329,7 @@ type DatasetteToken struct {
 	Spec DatasetteTokenSpec `json:"spec"`
 
 	// status reports the token last minted.
+	// +kubebuilder:default={}
 	// +optional
 	Status DatasetteTokenStatus `json:"status,omitempty"`
 }

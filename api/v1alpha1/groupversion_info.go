@@ -1,4 +1,5 @@
-// Package v1alpha1 contains the v1alpha1 API of the datasette.io group: the DatasetteToken kind.
+// Package v1alpha1 contains the v1alpha1 API of the datasette.io group: DatasetteToken,
+// DatasetteSigner and ClusterDatasetteSigner.
 // +kubebuilder:object:generate=true
 // +groupName=datasette.io
 package v1alpha1
@@ -21,7 +22,8 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &DatasetteToken{}, &DatasetteTokenList{})
+	scheme.AddKnownTypes(GroupVersion, &DatasetteToken{}, &DatasetteTokenList{},
+		&DatasetteSigner{}, &DatasetteSignerList{}, &ClusterDatasetteSigner{}, &ClusterDatasetteSignerList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }

@@ -1,0 +1,202 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SignerSettings are what both signer kinds say about one Datasette instance: how long its
+// tokens may live, and what may be minted with its key.
+type SignerSettings struct {
+	// maxSignedTokensTTL is the instance's max_signed_tokens_ttl setting, in whole seconds
+	// written as a duration. Datasette refuses a token older than this whatever its own "d"
+	// says, so the operator dates and renews every token by the shorter of the two.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+h)?([0-9]+m)?([0-9]+s)?$`
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxSignedTokensTTL must be positive"
+	// +optional
+	MaxSignedTokensTTL *metav1.Duration `json:"maxSignedTokensTTL,omitempty"`
+
+	// policy limits the tokens minted with this signer. Absent means no limits.
+	// +optional
+	Policy *SigningPolicy `json:"policy,omitempty"`
+}
+
+// SigningPolicy limits what DatasetteTokens may mint with a signer. A token that breaks a rule
+// is refused (Ready=False, reason PolicyViolation) and nothing is written.
+type SigningPolicy struct {
+	// actors limits the actor ids tokens may carry.
+	// +optional
+	Actors *ActorPolicy `json:"actors,omitempty"`
+
+	// maxExpiresAfter is the longest expiresAfter a token may ask for. When set, a token must
+	// set expiresAfter, no longer than this.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+h)?([0-9]+m)?([0-9]+s)?$`
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxExpiresAfter must be positive"
+	// +optional
+	MaxExpiresAfter *metav1.Duration `json:"maxExpiresAfter,omitempty"`
+
+	// requireRestrictions, when true, refuses tokens without at least one restriction.
+	// +optional
+	RequireRestrictions bool `json:"requireRestrictions,omitempty"`
+
+	// allowedActions, when set, lists every action a token may name in its restrictions.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=128
+	// +listType=set
+	// +optional
+	AllowedActions []Action `json:"allowedActions,omitempty"`
+}
+
+// ActorPolicy limits actor ids with glob patterns (Go's path.Match: *, ?, [a-z]).
+type ActorPolicy struct {
+	// allowed lists the patterns an actor id must match. Absent means any actor.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=set
+	// +optional
+	Allowed []ActorPattern `json:"allowed,omitempty"`
+
+	// denied lists patterns no actor id may match; checked before allowed.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=set
+	// +optional
+	Denied []ActorPattern `json:"denied,omitempty"`
+}
+
+// ActorPattern is a glob pattern for actor ids, as Go's path.Match reads it.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=1024
+type ActorPattern string
+
+// DatasetteSignerSpec describes one Datasette instance's signing key, kept in a Secret of the
+// signer's namespace, for the DatasetteTokens of that namespace.
+type DatasetteSignerSpec struct {
+	// secretRef names the Secret, in this namespace, holding the instance's DATASETTE_SECRET.
+	// +required
+	SecretRef SecretKeyRef `json:"secretRef"`
+
+	SignerSettings `json:",inline"`
+}
+
+// ClusterDatasetteSignerSpec describes one Datasette instance's signing key, kept in a Secret
+// of any namespace (the platform team's), lent to DatasetteTokens in the namespaces selected.
+type ClusterDatasetteSignerSpec struct {
+	// secretRef names the Secret holding the instance's DATASETTE_SECRET, with its namespace.
+	// +required
+	SecretRef NamespacedSecretKeyRef `json:"secretRef"`
+
+	// namespaceSelector selects the namespaces whose DatasetteTokens may use this signer;
+	// {} selects every namespace.
+	// +required
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector"`
+
+	SignerSettings `json:",inline"`
+}
+
+// NamespacedSecretKeyRef selects a key of a Secret in a given namespace.
+type NamespacedSecretKeyRef struct {
+	// namespace is the Secret's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +required
+	Namespace string `json:"namespace"`
+
+	SecretKeyRef `json:",inline"`
+}
+
+// DatasetteSignerStatus reports whether the signer can sign. It never holds the key.
+type DatasetteSignerStatus struct {
+	// observedGeneration is the metadata.generation the status was computed from; -1 until the
+	// operator has seen the object.
+	// +kubebuilder:default=-1
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions hold Ready (reasons Ready, SecretNotFound, KeyMissing), Reconciling while the
+	// Secret is awaited, and Stalled while a person must act.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dssigner,categories=datasette
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secretRef.name`
+// +kubebuilder:printcolumn:name="Max TTL",type=string,JSONPath=`.spec.maxSignedTokensTTL`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// DatasetteSigner lends one Datasette instance's signing key, kept in a Secret of its
+// namespace, to the DatasetteTokens of that namespace, under a policy.
+type DatasetteSigner struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec describes the signing key and the policy.
+	// +required
+	Spec DatasetteSignerSpec `json:"spec"`
+
+	// status reports whether the signer can sign.
+	// +kubebuilder:default={}
+	// +optional
+	Status DatasetteSignerStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// DatasetteSignerList is a list of DatasetteSigners.
+type DatasetteSignerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DatasetteSigner `json:"items"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=cdssigner,categories=datasette
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.spec.secretRef.namespace`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secretRef.name`
+// +kubebuilder:printcolumn:name="Max TTL",type=string,JSONPath=`.spec.maxSignedTokensTTL`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// ClusterDatasetteSigner lends one Datasette instance's signing key, kept in a Secret of the
+// platform team's namespace, to DatasetteTokens in the namespaces it selects, under a policy.
+type ClusterDatasetteSigner struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec describes the signing key, the namespaces served and the policy.
+	// +required
+	Spec ClusterDatasetteSignerSpec `json:"spec"`
+
+	// status reports whether the signer can sign.
+	// +kubebuilder:default={}
+	// +optional
+	Status DatasetteSignerStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// ClusterDatasetteSignerList is a list of ClusterDatasetteSigners.
+type ClusterDatasetteSignerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ClusterDatasetteSigner `json:"items"`
+}
