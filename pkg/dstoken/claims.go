@@ -3,6 +3,7 @@ package dstoken
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -103,10 +104,12 @@ func (c Claims) Validate() error {
 // characters escaped. Each byte of invalid UTF-8 is written as U+FFFD (use
 // [Claims.Validate] to reject such input instead).
 func (c Claims) PayloadJSON() []byte {
-	return c.appendPayload(make([]byte, 0, 64+len(c.Actor)))
+	return c.appendPayload(make([]byte, 0, 64+len(c.Actor)), new(mergeScratch))
 }
 
-func (c Claims) appendPayload(b []byte) []byte {
+// appendPayload appends the payload (see PayloadJSON) to b, with scratch
+// space for merging restriction entries.
+func (c Claims) appendPayload(b []byte, scratch *mergeScratch) []byte {
 	b = append(b, `{"a":`...)
 	b = appendPyString(b, c.Actor, userText)
 	b = append(b, `,"t":`...)
@@ -117,14 +120,14 @@ func (c Claims) appendPayload(b []byte) []byte {
 	}
 	if !c.Restrictions.IsZero() {
 		b = append(b, `,"_r":`...)
-		b = c.Restrictions.appendJSON(b)
+		b = c.Restrictions.appendJSON(b, scratch)
 	}
 	return append(b, '}')
 }
 
 // appendJSON writes the "_r" object: "a", "d" and "r" keys, each only when
 // non-empty, with databases and resources merged in first-appearance order.
-func (r Restrictions) appendJSON(b []byte) []byte {
+func (r Restrictions) appendJSON(b []byte, scratch *mergeScratch) []byte {
 	b = append(b, '{')
 	if len(r.All) > 0 {
 		b = append(b, `"a":[`...)
@@ -140,7 +143,7 @@ func (r Restrictions) appendJSON(b []byte) []byte {
 			n: len(dbs), levels: 1,
 			key:     func(i, _ int) string { return sanitize(dbs[i].Database) },
 			actions: func(i int) []string { return dbs[i].Actions },
-		}.appendObject(b, 0, 0)
+		}.append(b, scratch)
 	}
 	if res := r.Resources; len(res) > 0 {
 		if len(r.All) > 0 || len(r.Databases) > 0 {
@@ -156,7 +159,7 @@ func (r Restrictions) appendJSON(b []byte) []byte {
 				return sanitize(res[i].Resource)
 			},
 			actions: func(i int) []string { return res[i].Actions },
-		}.appendObject(b, 0, 0)
+		}.append(b, scratch)
 	}
 	return append(b, '}')
 }
@@ -165,43 +168,112 @@ func (r Restrictions) appendJSON(b []byte) []byte {
 // (its database, or its database and resource) and actions. It is written as
 // nested objects, one per level, whose leaves are lists of actions; entries
 // with the same keys merge, in order of first appearance.
-//
-// Merging compares each entry with the earlier ones, which allocates nothing
-// and is quadratic only in the number of entries; a token has to fit in an
-// HTTP header, so that number stays small.
 type entryTree struct {
 	n, levels int
 	key       func(i, level int) string // sanitized, so that keys that serialise alike merge alike
 	actions   func(i int) []string
 }
 
-// appendObject writes the object at level for the entries that share the
-// keys of entry first below that level (first being the earliest of them).
-func (e entryTree) appendObject(b []byte, first, level int) []byte {
-	b = append(b, '{')
-	written := 0
-	for i := first; i < e.n; i++ {
-		if !e.sameKeys(i, first, level) || e.seen(first, i, level+1) {
-			continue
+// maxEntryLevels is the most levels an entryTree has (database, resource).
+const maxEntryLevels = 2
+
+// mergeScratch links the entries of an entryTree that share keys. For each
+// level l, next[l][i] is the next entry after i with the same keys as i up to
+// and including level l (or -1), and first[l][i] reports whether no earlier
+// entry has them. Writing then follows the links, so merging is linear in the
+// number of entries.
+type mergeScratch struct {
+	next  [maxEntryLevels][]int
+	first [maxEntryLevels][]bool
+	index map[mergeKey]int // the last entry seen with a key; used for larger trees
+}
+
+// mergeKey identifies the keys of an entry up to a level.
+type mergeKey struct {
+	level    int
+	db, name string
+}
+
+// linearMerge is the number of entries up to which links are found by
+// scanning earlier entries (no map, no allocation) rather than with the index.
+const linearMerge = 16
+
+// link fills s for e.
+func (s *mergeScratch) link(e entryTree) {
+	for l := range e.levels {
+		s.next[l] = slices.Grow(s.next[l][:0], e.n)[:e.n]
+		s.first[l] = slices.Grow(s.first[l][:0], e.n)[:e.n]
+	}
+	if e.n > linearMerge {
+		if s.index == nil {
+			s.index = make(map[mergeKey]int, e.n*e.levels)
 		}
-		if written > 0 {
-			b = append(b, ',')
-		}
-		written++
-		b = appendPyString(b, e.key(i, level), userText)
-		b = append(b, ':')
-		if level+1 < e.levels {
-			b = e.appendObject(b, i, level+1)
-			continue
-		}
-		b = append(b, '[')
-		n := 0
-		for j := i; j < e.n; j++ {
-			if e.sameKeys(j, i, e.levels) {
-				b = appendActionList(b, e.actions(j), &n)
+		defer clear(s.index)
+	}
+	for i := range e.n {
+		for l := range e.levels {
+			s.next[l][i] = -1
+			last := -1
+			if e.n > linearMerge {
+				k := mergeKey{level: l, db: e.key(i, 0)}
+				if l > 0 {
+					k.name = e.key(i, l)
+				}
+				if j, ok := s.index[k]; ok {
+					last = j
+				}
+				s.index[k] = i
+			} else {
+				for j := i - 1; j >= 0; j-- {
+					if e.sameKeys(i, j, l+1) {
+						last = j
+						break
+					}
+				}
+			}
+			s.first[l][i] = last < 0
+			if last >= 0 {
+				s.next[l][last] = i
 			}
 		}
-		b = append(b, ']')
+	}
+}
+
+// append writes the entries as nested objects.
+func (e entryTree) append(b []byte, s *mergeScratch) []byte {
+	s.link(e)
+	return e.appendObject(b, s, 0, 0)
+}
+
+// appendObject writes the object at level for the entries that share the
+// keys of entry start below that level (start being the earliest of them).
+func (e entryTree) appendObject(b []byte, s *mergeScratch, start, level int) []byte {
+	b = append(b, '{')
+	written := 0
+	for i := start; i >= 0 && i < e.n; {
+		if s.first[level][i] {
+			if written > 0 {
+				b = append(b, ',')
+			}
+			written++
+			b = appendPyString(b, e.key(i, level), userText)
+			b = append(b, ':')
+			if level+1 < e.levels {
+				b = e.appendObject(b, s, i, level+1)
+			} else {
+				b = append(b, '[')
+				n := 0
+				for j := i; j >= 0; j = s.next[level][j] {
+					b = appendActionList(b, e.actions(j), &n)
+				}
+				b = append(b, ']')
+			}
+		}
+		if level == 0 {
+			i++ // every entry
+		} else {
+			i = s.next[level-1][i] // the entries with the same keys below level
+		}
 	}
 	return append(b, '}')
 }
@@ -214,16 +286,6 @@ func (e entryTree) sameKeys(i, j, level int) bool {
 		}
 	}
 	return true
-}
-
-// seen reports whether an entry in [from, i) has the keys of i below level.
-func (e entryTree) seen(from, i, level int) bool {
-	for j := from; j < i; j++ {
-		if e.sameKeys(j, i, level) {
-			return true
-		}
-	}
-	return false
 }
 
 // appendActionList writes abbreviated actions as list elements, continuing a

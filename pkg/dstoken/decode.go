@@ -35,15 +35,20 @@ func (d *Decoded) Restricted() bool {
 // authenticate a token.
 //
 // It returns [ErrNotDatasetteToken] without the "dstok_" prefix, an error
-// wrapping itsdangerous.ErrInvalidSignature when there is no "." separator,
-// and one wrapping itsdangerous.ErrBadPayload when the body is not base64,
-// zlib or a JSON object. When only the JSON is at fault, the returned Decoded
-// still holds the Payload.
+// wrapping [ErrTooLarge] for a token over [MaxTokenSize] (refused unread), an
+// error wrapping itsdangerous.ErrInvalidSignature when there is no "."
+// separator, and one wrapping itsdangerous.ErrBadPayload when the body is not
+// base64, zlib or a JSON object, or is beyond [MaxPayloadSize] or
+// [MaxJSONValues] (those wrap ErrTooLarge too). When only the JSON is at
+// fault, the returned Decoded still holds the Payload.
 func Decode(token string) (*Decoded, error) {
 	if !strings.HasPrefix(token, Prefix) {
 		return nil, ErrNotDatasetteToken
 	}
-	payload, err := itsdangerous.DecodeUnverified(token[len(Prefix):])
+	if err := checkTokenSize("decode", token); err != nil {
+		return nil, err
+	}
+	payload, err := itsdangerous.DecodeUnverifiedLimit(token[len(Prefix):], MaxPayloadSize)
 	if err != nil {
 		return nil, fmt.Errorf("dstoken: decode: %w", err)
 	}

@@ -199,5 +199,5 @@ func deepOrLong(data []byte) bool {
 			digits = 0
 		}
 	}
-	return maxD > maxDepth || maxDigits > maxIntDigits
+	return maxD > MaxJSONDepth || maxDigits > maxIntDigits
 }

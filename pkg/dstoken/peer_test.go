@@ -411,7 +411,7 @@ func (c *peerCase) addB64(r *rand.Rand) {
 
 // addJSON asks for Python's json on the weird payloads, their mutations and
 // random texts. (Nesting near Python's recursion limit is left out: its
-// boundary depends on the Python stack, see maxDepth.)
+// boundary depends on the Python stack, see MaxJSONDepth.)
 func (c *peerCase) addJSON(r *rand.Rand) {
 	for _, p := range weirdPayloads() {
 		if !strings.Contains(p, strings.Repeat("[", 800)) {

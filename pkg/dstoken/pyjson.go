@@ -23,16 +23,10 @@ import (
 //   - control characters U+0000-U+001F inside strings are errors; \uXXXX
 //     escapes may produce lone surrogates, which are kept;
 //   - duplicate object keys: the last value wins, at the first key's position;
-//   - nesting deeper than maxDepth is an error (Python raises RecursionError
-//     at a depth that depends on its version and its stack; see maxDepth).
-
-// maxDepth is the deepest nesting of arrays and objects accepted. Python
-// raises RecursionError at a depth that depends on its version and on how
-// deep its call stack already is: CPython 3.11 (recursion limit 1000) fails at
-// 996 levels from the top of a script, and earlier inside Datasette, whose
-// stack is deeper. The exact boundary cannot be reproduced; 900 is a little
-// below it. Only the holder of the secret can produce such a payload.
-const maxDepth = 900
+//   - nesting deeper than MaxJSONDepth is an error (Python raises
+//     RecursionError at a depth that depends on its version and its stack);
+//   - more than MaxJSONValues values is an error wrapping ErrTooLarge (Python
+//     has no such limit; it bounds the memory a payload costs).
 
 // maxIntDigits is CPython's default sys.get_int_max_str_digits().
 const maxIntDigits = 4300
@@ -176,9 +170,11 @@ func appendNewline(b []byte, indent, level int) []byte {
 //   - a key that repeats keeps its first position and takes its last value.
 //
 // payload is read as json.loads reads it (NaN and Infinity included); what
-// json.loads rejects is an error.
+// json.loads rejects is an error, and so is nesting deeper than MaxJSONDepth.
+// The caller supplies payload, so its size is the caller's to bound: there is
+// no MaxJSONValues limit here (a payload from [Decode] is already within it).
 func IndentPayload(payload []byte, indent int) (string, error) {
-	v, err := parsePyJSON(payload)
+	v, err := parsePyJSONLimit(payload, -1)
 	if err != nil {
 		return "", fmt.Errorf("dstoken: %w", err)
 	}
@@ -194,12 +190,19 @@ var (
 // errJSON is wrapped by every parse error.
 var errJSON = errors.New("invalid JSON")
 
-// parsePyJSON parses data like Python's json.loads(data.decode("utf-8")).
+// parsePyJSON parses data like Python's json.loads(data.decode("utf-8")),
+// within MaxJSONValues values.
 func parsePyJSON(data []byte) (pyValue, error) {
+	return parsePyJSONLimit(data, MaxJSONValues)
+}
+
+// parsePyJSONLimit is parsePyJSON with at most maxValues values (no limit
+// when negative).
+func parsePyJSONLimit(data []byte, maxValues int) (pyValue, error) {
 	if !utf8.Valid(data) {
 		return pyValue{}, fmt.Errorf("%w: payload is not valid UTF-8", errJSON)
 	}
-	p := parser{s: string(data)}
+	p := parser{s: string(data), valuesLeft: maxValues}
 	p.skipSpace()
 	v, err := p.value(0)
 	if err != nil {
@@ -213,8 +216,9 @@ func parsePyJSON(data []byte) (pyValue, error) {
 }
 
 type parser struct {
-	s string
-	i int
+	s          string
+	i          int
+	valuesLeft int // values that may still be parsed; no limit when negative at the start
 }
 
 func (p *parser) errorf(format string, args ...any) error {
@@ -241,6 +245,10 @@ func (p *parser) literal(word string) bool {
 }
 
 func (p *parser) value(depth int) (pyValue, error) {
+	if p.valuesLeft == 0 {
+		return pyValue{}, fmt.Errorf("%w: %w: more than %d values at char %d", errJSON, ErrTooLarge, MaxJSONValues, p.i)
+	}
+	p.valuesLeft--
 	if p.i >= len(p.s) {
 		return pyValue{}, p.errorf("expecting value")
 	}
@@ -460,7 +468,7 @@ func (p *parser) dict(depth int) (pyValue, error) {
 // container parses the ","-separated elements of an array or object, from
 // its opening bracket to closer, calling elem at the start of each.
 func (p *parser) container(depth int, closer byte, elem func() error) error {
-	if depth > maxDepth {
+	if depth > MaxJSONDepth {
 		return p.errorf("maximum recursion depth exceeded")
 	}
 	p.i++ // the opening bracket

@@ -178,6 +178,13 @@ func (a Actor) MarshalJSON() ([]byte, error) {
 //     strict >): "Token has expired";
 //  9. no "a" key: ServerError "KeyError".
 //
+// Sizes are bounded where Datasette has no bound: a token over [MaxTokenSize]
+// is refused before its signature is checked, with an error wrapping
+// [ErrTooLarge] that is none of the above types; a correctly signed payload
+// beyond [MaxPayloadSize], [MaxJSONValues] or [MaxJSONDepth] is a
+// ServerError "BadPayload" (wrapping ErrTooLarge for the first two). Only a
+// holder of the secret can produce the latter.
+//
 // On success the actor is {"id": a, "token": "dstok"}, plus "_r" copied when
 // the key is present and "token_expires" = t + duration when the duration is
 // non-zero.
@@ -188,7 +195,10 @@ func (v *Verifier) Verify(token string, opts VerifyOptions) (*Verified, error) {
 	if opts.SignedTokensDisabled {
 		return nil, &InvalidTokenError{Message: MessageSignedTokensDisabled}
 	}
-	payload, err := v.signer.Unsign(token[len(Prefix):])
+	if err := checkTokenSize("verify", token); err != nil {
+		return nil, err
+	}
+	payload, _, err := v.signer.UnsignLimit(token[len(Prefix):], MaxPayloadSize)
 	if err != nil {
 		if errors.Is(err, itsdangerous.ErrInvalidSignature) {
 			return nil, &InvalidTokenError{Message: MessageInvalidSignature, cause: err}

@@ -41,7 +41,7 @@ func TestZlibCompressRoundTrip(t *testing.T) {
 			if !bytes.HasPrefix(c, []byte("prefix")) {
 				t.Fatal("zlibCompress did not append")
 			}
-			got, err := zlibDecompress(c[len("prefix"):])
+			got, err := zlibDecompress(c[len("prefix"):], DefaultMaxPayload)
 			if err != nil || !bytes.Equal(got, src) {
 				t.Errorf("round trip of %d bytes over %d symbols: %v", n, alphabet, err)
 			}

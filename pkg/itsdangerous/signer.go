@@ -25,7 +25,19 @@ var (
 	// ErrBadPayload reports a correctly signed value whose body cannot be
 	// base64-decoded or zlib-decompressed (itsdangerous' BadPayload).
 	ErrBadPayload = errors.New("itsdangerous: bad payload")
+
+	// ErrTooLarge reports a payload over the decoding limit (see
+	// [DefaultMaxPayload]). Such errors wrap [ErrBadPayload] too: Python's
+	// itsdangerous has no limit, so this is where the two part ways.
+	ErrTooLarge = errors.New("too large")
 )
+
+// DefaultMaxPayload is the largest payload, in bytes after base64 decoding
+// and decompression, that [Signer.Unsign] and [DecodeUnverified] return.
+// Decompression stops one byte past the limit, so a small compressed value
+// (a "zlib bomb") costs at most about twice the limit in memory and time.
+// Use [Signer.UnsignLimit] and [DecodeUnverifiedLimit] for another limit.
+const DefaultMaxPayload = 1 << 20
 
 // Signer signs and verifies values for one salt. The first secret signs; every
 // secret verifies, so secrets can be rotated. A Signer is safe for concurrent
@@ -114,62 +126,82 @@ func (s *Signer) AppendSign(dst, payload []byte) []byte {
 }
 
 // Unsign verifies signed and returns its payload, decompressed when the body
-// starts with ".".
+// starts with ".". It is [Signer.UnsignLimit] with [DefaultMaxPayload].
+func (s *Signer) Unsign(signed string) ([]byte, error) {
+	payload, _, err := s.UnsignLimit(signed, DefaultMaxPayload)
+	return payload, err
+}
+
+// UnsignLimit verifies signed and returns its payload, decompressed when the
+// body starts with ".", and the index of the secret that signed it (0 for the
+// first secret given to [NewSigner]; the lowest index when several match).
 //
 // It splits at the last ".", decodes the signature leniently (see
 // [Base64Decode]) and compares it in constant time with the HMAC of the body
-// under each secret. Errors wrap [ErrInvalidSignature] when no secret signed
-// the value, and [ErrBadPayload] when a correctly signed body cannot be
-// decoded or decompressed.
-func (s *Signer) Unsign(signed string) ([]byte, error) {
-	body, err := s.verify(signed)
+// under each secret; only then is the body decoded. Errors wrap
+// [ErrInvalidSignature] when no secret signed the value (key is then -1), and
+// [ErrBadPayload] when a correctly signed body cannot be decoded or
+// decompressed, or its payload is over limit bytes (these also wrap
+// [ErrTooLarge]; key is then the signing secret's index).
+func (s *Signer) UnsignLimit(signed string, limit int) (payload []byte, key int, err error) {
+	body, key, err := s.verify(signed)
 	if err != nil {
-		return nil, err
+		return nil, -1, err
 	}
-	return loadPayload(body)
+	payload, err = loadPayload(body, limit)
+	return payload, key, err
 }
 
-// verify checks the signature of signed and returns its body.
-func (s *Signer) verify(signed string) (string, error) {
+// verify checks the signature of signed and returns its body and the index
+// of the secret that signed it.
+func (s *Signer) verify(signed string) (string, int, error) {
 	i := strings.LastIndexByte(signed, '.')
 	if i < 0 {
-		return "", fmt.Errorf("%w: no \".\" found in value", ErrInvalidSignature)
+		return "", -1, fmt.Errorf("%w: no \".\" found in value", ErrInvalidSignature)
 	}
 	body, sig := signed[:i], signed[i+1:]
 	var sigBuf, macBuf [sha1.Size]byte
 	got, err := appendBase64Decode(sigBuf[:0], sig)
 	if err != nil {
-		return "", fmt.Errorf("%w: signature is not valid base64: %w", ErrInvalidSignature, err)
+		return "", -1, fmt.Errorf("%w: signature is not valid base64: %w", ErrInvalidSignature, err)
 	}
 	bodyBytes := []byte(body)
-	ok := false
+	key := -1
 	for k := range s.macs {
 		// Check every secret so that the time taken does not depend on
 		// which one matched.
-		if hmac.Equal(got, s.mac(macBuf[:0], k, bodyBytes)) {
-			ok = true
+		if hmac.Equal(got, s.mac(macBuf[:0], k, bodyBytes)) && key < 0 {
+			key = k
 		}
 	}
-	if !ok {
-		return "", fmt.Errorf("%w: signature does not match", ErrInvalidSignature)
+	if key < 0 {
+		return "", -1, fmt.Errorf("%w: signature does not match", ErrInvalidSignature)
 	}
-	return body, nil
+	return body, key, nil
 }
 
 // DecodeUnverified returns the payload of signed WITHOUT checking its
-// signature, for inspection only: anyone can forge what it returns. It
-// requires the "." separator like [Signer.Unsign]; decoding errors wrap
-// [ErrBadPayload].
+// signature, for inspection only: anyone can forge what it returns. It is
+// [DecodeUnverifiedLimit] with [DefaultMaxPayload].
 func DecodeUnverified(signed string) ([]byte, error) {
+	return DecodeUnverifiedLimit(signed, DefaultMaxPayload)
+}
+
+// DecodeUnverifiedLimit returns the payload of signed, of at most limit
+// bytes, WITHOUT checking its signature. It requires the "." separator like
+// [Signer.Unsign]; decoding errors wrap [ErrBadPayload], and those of a
+// payload over limit bytes [ErrTooLarge] too.
+func DecodeUnverifiedLimit(signed string, limit int) ([]byte, error) {
 	i := strings.LastIndexByte(signed, '.')
 	if i < 0 {
 		return nil, fmt.Errorf("%w: no \".\" found in value", ErrInvalidSignature)
 	}
-	return loadPayload(signed[:i])
+	return loadPayload(signed[:i], limit)
 }
 
-// loadPayload decodes a body as itsdangerous' URLSafeSerializer does.
-func loadPayload(body string) ([]byte, error) {
+// loadPayload decodes a body as itsdangerous' URLSafeSerializer does,
+// refusing a payload over limit bytes.
+func loadPayload(body string, limit int) ([]byte, error) {
 	compressed := strings.HasPrefix(body, ".")
 	if compressed {
 		body = body[1:]
@@ -179,9 +211,12 @@ func loadPayload(body string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: could not base64-decode the payload: %w", ErrBadPayload, err)
 	}
 	if !compressed {
+		if len(raw) > limit {
+			return nil, fmt.Errorf("%w: %w: the payload is %d bytes, over the limit of %d", ErrBadPayload, ErrTooLarge, len(raw), limit)
+		}
 		return raw, nil
 	}
-	out, err := zlibDecompress(raw)
+	out, err := zlibDecompress(raw, limit)
 	if err != nil {
 		return nil, fmt.Errorf("%w: could not zlib-decompress the payload: %w", ErrBadPayload, err)
 	}
@@ -193,7 +228,8 @@ var zlibReaders sync.Pool
 
 // zlibDecompress behaves like Python's zlib.decompress: it needs one complete
 // zlib stream (header, deflate data, Adler-32) and ignores bytes after it.
-func zlibDecompress(data []byte) ([]byte, error) {
+// It stops reading one byte past limit and then fails with [ErrTooLarge].
+func zlibDecompress(data []byte, limit int) ([]byte, error) {
 	br := bytes.NewReader(data)
 	var zr io.ReadCloser
 	if r, ok := zlibReaders.Get().(io.ReadCloser); ok {
@@ -208,13 +244,16 @@ func zlibDecompress(data []byte) ([]byte, error) {
 		}
 		zr = r
 	}
+	defer zlibReaders.Put(zr)
 	var out bytes.Buffer
-	_, err := out.ReadFrom(zr)
-	if closeErr := zr.Close(); err == nil {
-		err = closeErr
+	if _, err := out.ReadFrom(io.LimitReader(zr, int64(limit)+1)); err != nil {
+		return nil, err
 	}
-	zlibReaders.Put(zr)
-	if err != nil {
+	if out.Len() > limit {
+		return nil, fmt.Errorf("%w: the decompressed payload is over the limit of %d bytes", ErrTooLarge, limit)
+	}
+	// Close checks the Adler-32 checksum, which the reader verifies at EOF.
+	if err := zr.Close(); err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil
