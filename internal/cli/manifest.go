@@ -444,4 +444,3 @@ func durationString(sec int64) string {
 	}
 	return b.String()
 }
-

@@ -57,10 +57,10 @@ func (o *VerifyOptions) command() *Command {
 		&Argument{Metavar: tokenMetavar, Required: true, Set: func(v string) error { o.Token = v; return nil }},
 	}, o.secretOptions.params(c)...),
 		&Option{Names: []string{"--max-ttl"}, Nargs: 1, Set: intSetter(&o.MaxTTL, nil)},
-			&Option{Names: []string{"--at"}, Nargs: 1, Set: func(v []string) error {
-				o.atText = v[0]
-				return at(v)
-			}},
+		&Option{Names: []string{"--at"}, Nargs: 1, Set: func(v []string) error {
+			o.atText = v[0]
+			return at(v)
+		}},
 		&Option{Names: []string{"--no-signed-tokens"}, Set: func([]string) error { o.NoSignedTokens = true; return nil }},
 		helpOption(verifyHelp),
 	)
