@@ -50,6 +50,20 @@ type Option struct {
 	// EnvVar, if set, supplies the value when the option is not given and the
 	// variable is non-empty.
 	EnvVar string
+	// ShowEnvVar is click's show_envvar: error messages name the option
+	// "'--secret' (env var: 'DATASETTE_SECRET')" (and help shows the
+	// variable, which the help texts spell out).
+	ShowEnvVar bool
+	// FromEnv, if not nil, is set when the value came from EnvVar rather than
+	// the command line, before Set is called (click's
+	// ctx.get_parameter_source).
+	FromEnv *bool
+	// Waived, if not nil, is asked when a Required option is missing: true
+	// lets it be missing (the callback of an option that an alternative
+	// option can replace).
+	Waived func() bool
+	// MissingDetail is appended to the missing-option message.
+	MissingDetail string
 	// Eager options (--help, --version) are processed before all others.
 	Eager bool
 	// Set receives the values of one occurrence (nil for a flag). An error
@@ -63,7 +77,11 @@ func (o *Option) errorHint() string {
 	for i, n := range o.Names {
 		hints[i] = "'" + n + "'"
 	}
-	return strings.Join(hints, " / ")
+	hint := strings.Join(hints, " / ")
+	if o.ShowEnvVar && o.EnvVar != "" {
+		hint += " (env var: '" + o.EnvVar + "')"
+	}
+	return hint
 }
 
 // Argument is a click positional argument taking one value.
@@ -238,11 +256,18 @@ func (c *Command) processOption(o *Option, occurrences [][]string, getenv func(s
 	if len(occurrences) == 0 && o.EnvVar != "" && getenv != nil {
 		if v := getenv(o.EnvVar); v != "" {
 			occurrences = [][]string{{v}}
+			if o.FromEnv != nil {
+				*o.FromEnv = true
+			}
 		}
 	}
 	if len(occurrences) == 0 {
-		if o.Required {
-			return &UsageError{Command: c, Message: fmt.Sprintf("Missing option %s.", o.errorHint())}
+		if o.Required && (o.Waived == nil || !o.Waived()) {
+			msg := fmt.Sprintf("Missing option %s.", o.errorHint())
+			if o.MissingDetail != "" {
+				msg += " " + o.MissingDetail
+			}
+			return &UsageError{Command: c, Message: msg}
 		}
 		return nil
 	}

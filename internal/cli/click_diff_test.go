@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/datasette-token-operator/datasette-token-operator/internal/version"
 )
 
 // clickScript runs testdata/clickref.py's click application (the same
@@ -87,13 +89,16 @@ func TestClickDifferential(t *testing.T) {
 	for _, args := range extraClickCorpus(dir) {
 		add(args, nil)
 	}
+	for _, tc := range secretAndManifestCorpus(dir, file) {
+		add(tc.args, tc.env)
+	}
 
 	var out struct {
 		NoClick string        `json:"no_click"`
 		Click   string        `json:"click"`
 		Results []clickResult `json:"results"`
 	}
-	runPython(t, clickScript, map[string]any{"cases": cases, "version": versionString()}, &out)
+	runPython(t, clickScript, map[string]any{"cases": cases, "version": version.String()}, &out)
 	if out.NoClick != "" {
 		t.Skipf("Python's click is not installed (%s): differential check skipped", out.NoClick)
 	}
@@ -134,6 +139,7 @@ func TestClickDifferential(t *testing.T) {
 func extraClickCorpus(dir string) [][]string {
 	return [][]string{
 		{"--help"}, {"create-token", "--help"}, {"verify", "--help"}, {"decode", "--help"}, {"completion", "--help"},
+		{"manifest", "--help"}, {"manif"},
 		{"--version", "--help"}, {"--help", "--version"},
 		{"create-token", "root", "--secret", "s", "--plugins-dir=" + dir, "--debug", "-a", "a", "-a", "-b"},
 		{"create-token", "--all=x", "root", "-eee", "--secret", "s"},
@@ -198,10 +204,56 @@ func extraClickCorpus(dir string) [][]string {
 	}
 }
 
+// secretAndManifestCorpus are command lines using --secret-file, a TOKEN
+// of "-" and manifest, for the differential test.
+func secretAndManifestCorpus(dir, file string) []struct {
+	args []string
+	env  map[string]string
+} {
+	env := map[string]string{"DATASETTE_SECRET": "from-env"}
+	type c = struct {
+		args []string
+		env  map[string]string
+	}
+	return []c{
+		{[]string{"create-token", "root", "--secret-file", file}, nil},
+		{[]string{"create-token", "root", "--secret-file", file}, env},
+		{[]string{"create-token", "root", "--secret-file=-", "--issued-at", "1"}, nil},
+		{[]string{"create-token", "root", "--secret", "s", "--secret-file", file}, nil},
+		{[]string{"create-token", "root", "--secret-file", file, "--secret", "s"}, env},
+		{[]string{"create-token", "root", "--secret-file", file, "--secret", "s", "-e", "x"}, nil},
+		{[]string{"create-token", "root", "-e", "x", "--secret-file", file, "--secret", "s"}, nil},
+		{[]string{"create-token", "root", "--secret-file", dir}, nil},
+		{[]string{"create-token", "root", "--secret-file", "/nonexistent/secret", "--secret", "s"}, nil},
+		{[]string{"create-token", "root", "--secret-file"}, nil},
+		{[]string{"create-token", "root"}, env},
+		{[]string{"create-token", "root", "x"}, nil},
+		{[]string{"create-token", "root", "--secret-fil", file}, nil},
+		{[]string{"verify", "-", "--secret-file", file}, nil},
+		{[]string{"verify", "-", "--secret-file", "-"}, nil},
+		{[]string{"verify", "-", "--secret-file", "-", "--max-ttl", "x"}, nil},
+		{[]string{"verify", "t", "--secret-file", "-", "--secret", "s"}, nil},
+		{[]string{"verify", "t"}, env},
+		{[]string{"verify", "t", "--secret-file", file}, env},
+		{[]string{"decode", "-"}, nil},
+		{[]string{"manifest", "--help"}, nil},
+		{[]string{"manifest"}, nil},
+		{[]string{"manifest", "root"}, nil},
+		{[]string{"manifest", "root", "-e", "3600", "-a", "view-instance", "-d", "db", "execute-sql", "-r", "db", "t", "insert-row",
+			"--signer", "DatasetteSigner/x", "--signing-secret", "s:k", "--name", "n", "--namespace", "ns", "--secret-name", "out"}, nil},
+		{[]string{"manifest", "root", "--secret", "s"}, env},
+		{[]string{"manifest", "root", "--sign", "x"}, nil},
+		{[]string{"manifest", "root", "-e", "x", "--name"}, nil},
+		{[]string{"manifest", "root", "-d", "db"}, nil},
+		{[]string{"manifest", "root", "--debug"}, nil},
+	}
+}
+
 // goParsedValues parses args with datasette-token and returns the values in
 // the form testdata/clickref.py prints them.
 func goParsedValues(args []string, env map[string]string) (map[string]any, error) {
-	streams := IOStreams{Getenv: func(k string) string { return env[k] }, Now: func() time.Time { return fixedNow }}
+	// Standard input holds "-", so that a TOKEN of "-" reads as click reports it.
+	streams := IOStreams{In: strings.NewReader("-"), Getenv: func(k string) string { return env[k] }, Now: func() time.Time { return fixedNow }}
 	num := func(n int64) json.Number { return json.Number(strconv.FormatInt(n, 10)) }
 	switch args[0] {
 	case "create-token":
@@ -209,7 +261,7 @@ func goParsedValues(args []string, env map[string]string) (map[string]any, error
 		if err := o.Complete(args[1:]); err != nil {
 			return nil, err
 		}
-		v := map[string]any{"id": o.ID, "secret": o.Secret, "debug": o.Debug,
+		v := map[string]any{"id": o.ID, "secret": optional(o.flagValue, o.given || o.fromEnv), "secret_file": optional(o.File, o.fileGiven), "debug": o.Debug,
 			"all": strs(o.All), "database": []any{}, "resource": []any{},
 			"expires_after": nil, "issued_at": nil, "plugins_dir": nil}
 		if o.expiresAfterSet {
@@ -233,7 +285,8 @@ func goParsedValues(args []string, env map[string]string) (map[string]any, error
 		if err := o.Complete(args[1:]); err != nil {
 			return nil, err
 		}
-		v := map[string]any{"token": o.Token, "secret": o.Secret, "max_ttl": num(o.MaxTTL),
+		v := map[string]any{"token": o.Token, "secret": optional(o.flagValue, o.given || o.fromEnv),
+			"secret_file": optional(o.File, o.fileGiven), "max_ttl": num(o.MaxTTL),
 			"at": nil, "no_signed_tokens": o.NoSignedTokens}
 		if o.atSet {
 			v["at"] = json.Number(pyFloatRepr(o.At))
@@ -243,12 +296,39 @@ func goParsedValues(args []string, env map[string]string) (map[string]any, error
 		o := NewDecodeOptions(streams)
 		err := o.Complete(args[1:])
 		return map[string]any{"token": o.Token}, err
+	case "manifest":
+		o := NewManifestOptions(streams)
+		if err := o.Complete(args[1:]); err != nil {
+			return nil, err
+		}
+		v := map[string]any{"id": o.ID, "all": strs(o.All), "database": []any{}, "resource": []any{},
+			"expires_after": nil, "signer": optional(o.Signer, o.signerSet),
+			"signing_secret": optional(o.SigningSecret, o.signingSecretSet), "name": optional(o.Name, o.nameSet),
+			"namespace": optional(o.Namespace, o.Namespace != ""), "secret_name": optional(o.SecretName, o.SecretName != "")}
+		if o.expiresAfterSet {
+			v["expires_after"] = num(o.ExpiresAfter)
+		}
+		for _, d := range o.Databases {
+			v["database"] = append(v["database"].([]any), []any{d.Database, d.Actions[0]})
+		}
+		for _, r := range o.Resources {
+			v["resource"] = append(v["resource"].([]any), []any{r.Database, r.Resource, r.Actions[0]})
+		}
+		return v, nil
 	case "completion":
 		o := NewCompletionOptions(streams)
 		err := o.Complete(args[1:])
 		return map[string]any{"shell": o.Shell}, err
 	}
 	return nil, fmt.Errorf("no parsed values for %q", args)
+}
+
+// optional is s as click reports an option: None (nil) when not given.
+func optional(s string, given bool) any {
+	if !given {
+		return nil
+	}
+	return s
 }
 
 func strs(s []string) []any {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/datasette-token-operator/datasette-token-operator/internal/version"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
@@ -171,9 +172,9 @@ func createTokenErrorCases(dir, file string) []errorCase {
 	return []errorCase{
 		{"missing ID", []string{"--secret", "s"}, nil, u + "Error: Missing argument 'ID'.\n"},
 		{"no arguments at all", nil, nil, u + "Error: Missing argument 'ID'.\n"},
-		{"missing secret", []string{"root"}, nil, u + "Error: Missing option '--secret'.\n"},
+		{"missing secret", []string{"root"}, nil, u + "Error: Missing option '--secret' (env var: 'DATASETTE_SECRET'). Or read it from a file with '--secret-file'.\n"},
 		{"empty DATASETTE_SECRET counts as missing", []string{"root"}, map[string]string{"DATASETTE_SECRET": ""},
-			u + "Error: Missing option '--secret'.\n"},
+			u + "Error: Missing option '--secret' (env var: 'DATASETTE_SECRET'). Or read it from a file with '--secret-file'.\n"},
 		{"missing ID is reported before missing secret", nil, nil, u + "Error: Missing argument 'ID'.\n"},
 		{"one extra argument", []string{"root", "--secret", "s", "x"}, nil, u + "Error: Got unexpected extra argument (x)\n"},
 		{"extra arguments", []string{"root", "x", "y", "--secret", "s"}, nil, u + "Error: Got unexpected extra arguments (x y)\n"},
@@ -181,14 +182,14 @@ func createTokenErrorCases(dir, file string) []errorCase {
 		{"unknown long option", []string{"root", "--secret", "s", "--foo"}, nil, u + "Error: No such option '--foo'.\n"},
 		{"unknown long option with =", []string{"root", "--foo=bar"}, nil, u + "Error: No such option '--foo'.\n"},
 		{"no prefix matching, with suggestion", []string{"root", "--secre", "s"}, nil,
-			u + "Error: No such option '--secre'. Did you mean '--secret'?\n"},
+			u + "Error: No such option '--secre'. (Did you mean one of: '--secret', '--secret-file'?)\n"},
 		{"suggestion for --expires", []string{"root", "--expires", "5"}, nil,
 			u + "Error: No such option '--expires'. Did you mean '--expires-after'?\n"},
 		{"difflib suggestion for --da", []string{"root", "--da", "db", "x"}, nil,
 			u + "Error: No such option '--da'. Did you mean '--all'?\n"},
 		{"several suggestions", []string{"root", "--dbug"}, nil,
 			u + "Error: No such option '--dbug'. Did you mean '--debug'?\n"},
-		{"---secret", []string{"---secret"}, nil, u + "Error: No such option '---secret'. Did you mean '--secret'?\n"},
+		{"---secret", []string{"---secret"}, nil, u + "Error: No such option '---secret'. (Did you mean one of: '--secret', '--secret-file'?)\n"},
 		{"unknown short option", []string{"root", "-x"}, nil, u + "Error: No such option '-x'.\n"},
 		{"negative-number-looking ID", []string{"-5", "--secret", "s"}, nil, u + "Error: No such option '-5'.\n"},
 		{"unknown short option in a group", []string{"-xe", "5"}, nil, u + "Error: No such option '-x'.\n"},
@@ -248,7 +249,7 @@ func createTokenErrorCases(dir, file string) []errorCase {
 			u + "Error: Invalid value for '-e' / '--expires-after': 'x' is not a valid integer.\n"},
 		{"typed bad value before missing ID", []string{"-e", "x"}, nil,
 			u + "Error: Invalid value for '-e' / '--expires-after': 'x' is not a valid integer.\n"},
-		{"missing secret before extra arguments", []string{"root", "x"}, nil, u + "Error: Missing option '--secret'.\n"},
+		{"missing secret before extra arguments", []string{"root", "x"}, nil, u + "Error: Missing option '--secret' (env var: 'DATASETTE_SECRET'). Or read it from a file with '--secret-file'.\n"},
 		{"splitting errors come before everything", []string{"-e", "x", "--foo"}, nil, u + "Error: No such option '--foo'.\n"},
 		{"--help does not rescue a splitting error", []string{"--help", "--foo"}, nil, u + "Error: No such option '--foo'.\n"},
 		{"missing ID after --", []string{"--secret", "s", "--"}, nil, u + "Error: Missing argument 'ID'.\n"},
@@ -292,7 +293,7 @@ func TestRootCommand(t *testing.T) {
 		}
 	}
 	r := runMain([]string{"--version"}, nil)
-	if r.code != 0 || r.stdout != "datasette-token, version "+versionString()+"\n" {
+	if r.code != 0 || r.stdout != "datasette-token "+version.String()+"\n" {
 		t.Errorf("--version: %+v", r)
 	}
 }

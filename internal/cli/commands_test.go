@@ -130,7 +130,7 @@ func TestVerify(t *testing.T) {
 		{"empty secret", []string{token, "--secret", ""}, nil, 1, "",
 			"Warning: the secret is empty, so (like Datasette) a random secret is used instead: no signature can match.\n" +
 				"Datasette would reject this token (HTTP 401): Invalid token signature\n"},
-		{"missing secret", []string{token}, nil, 2, "", usage("datasette-token verify", "TOKEN") + "Error: Missing option '--secret'.\n"},
+		{"missing secret", []string{token}, nil, 2, "", usage("datasette-token verify", "TOKEN") + "Error: Missing option '--secret' (env var: 'DATASETTE_SECRET'). Or read it from a file with '--secret-file'.\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,9 +160,9 @@ actor:        "root"
 issued at:    2023-11-14T22:13:20Z (1700000000)
 expires:      2023-11-14T23:13:20Z (1700003600: 3600 seconds after issue)
 restrictions:
-  all:        view-instance, my-action
-  database:   "db": create-table, execute-sql
-  resource:   "db" / "t": insert-row
+  all:        "view-instance", "my-action"
+  database:   "db": "create-table", "execute-sql"
+  resource:   "db" / "t": "insert-row"
 payload:      {"a":"root","t":1700000000,"d":3600,"_r":{"a":["vi","my-action"],"d":{"db":["ct","es"]},"r":{"db":{"t":["ir"]}}}}
 `
 	if r.code != 0 || r.stdout != want || r.stderr != "" {

@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"unicode/utf8"
 
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
@@ -15,16 +14,11 @@ import (
 type CreateTokenOptions struct {
 	// ID is the actor ID (the "a" claim).
 	ID string
-	// Secret signs the token; empty means a random secret, as in Datasette.
-	Secret string
-	// ExpiresAfter is -e/--expires-after in seconds; 0 means no "d" claim.
-	ExpiresAfter int64
-	// All holds the -a/--all actions in command-line order.
-	All []string
-	// Databases holds one entry per -d/--database DB ACTION.
-	Databases []dstoken.DatabaseActions
-	// Resources holds one entry per -r/--resource DB RESOURCE ACTION.
-	Resources []dstoken.ResourceActions
+	// Secret signs the token (--secret, $DATASETTE_SECRET or --secret-file);
+	// empty means a random secret, as in Datasette.
+	secretOptions
+	// ExpiresAfter, All, Databases and Resources are -e, -a, -d and -r.
+	restrictionOptions
 	// Debug prints the decoded payload after the token.
 	Debug bool
 	// PluginsDir is --plugins-dir (checked to be a directory; plugins are
@@ -33,8 +27,7 @@ type CreateTokenOptions struct {
 	// IssuedAt is the "t" claim; --issued-at, or the current time.
 	IssuedAt int64
 
-	issuedAtSet     bool
-	expiresAfterSet bool
+	issuedAtSet bool
 	IOStreams
 }
 
@@ -43,40 +36,34 @@ func NewCreateTokenOptions(streams IOStreams) *CreateTokenOptions {
 	return &CreateTokenOptions{IOStreams: streams}
 }
 
-// command declares create-token's parameters in Datasette's order, bound to o.
+// command declares create-token's parameters in Datasette's order (with
+// --secret-file after --secret), bound to o.
 func (o *CreateTokenOptions) command() *Command {
-	return &Command{
+	c := &Command{
 		Path:         ProgramName + " create-token",
 		UsagePieces:  "ID",
 		Interspersed: true,
-		Params: []Param{
-			&Argument{Metavar: "ID", Required: true, Set: func(v string) error { o.ID = v; return nil }},
-			&Option{Names: []string{"--secret"}, Nargs: 1, Required: true, EnvVar: "DATASETTE_SECRET",
-				Set: func(v []string) error { o.Secret = v[0]; return nil }},
-			&Option{Names: []string{"-e", "--expires-after"}, Nargs: 1, Set: intSetter(&o.ExpiresAfter, &o.expiresAfterSet)},
-			&Option{Names: []string{"-a", "--all"}, Nargs: 1, Multiple: true,
-				Set: func(v []string) error { o.All = append(o.All, v[0]); return nil }},
-			&Option{Names: []string{"-d", "--database"}, Nargs: 2, Multiple: true, Set: func(v []string) error {
-				o.Databases = append(o.Databases, dstoken.DatabaseActions{Database: v[0], Actions: []string{v[1]}})
-				return nil
-			}},
-			&Option{Names: []string{"-r", "--resource"}, Nargs: 3, Multiple: true, Set: func(v []string) error {
-				o.Resources = append(o.Resources, dstoken.ResourceActions{Database: v[0], Resource: v[1], Actions: []string{v[2]}})
-				return nil
-			}},
-			&Option{Names: []string{"--debug"}, Set: func([]string) error { o.Debug = true; return nil }},
-			&Option{Names: []string{"--plugins-dir"}, Nargs: 1, Set: existingDirSetter(&o.PluginsDir)},
-			&Option{Names: []string{"--issued-at"}, Nargs: 1, Set: intSetter(&o.IssuedAt, &o.issuedAtSet)},
-			helpOption(createTokenHelp),
-		},
 	}
+	c.Params = append(append([]Param{
+		&Argument{Metavar: "ID", Required: true, Set: func(v string) error { o.ID = v; return nil }},
+	}, o.secretOptions.params(c)...), append(restrictionParams(&o.restrictionOptions),
+		&Option{Names: []string{"--debug"}, Set: func([]string) error { o.Debug = true; return nil }},
+		&Option{Names: []string{"--plugins-dir"}, Nargs: 1, Set: existingDirSetter(&o.PluginsDir)},
+		&Option{Names: []string{"--issued-at"}, Nargs: 1, Set: intSetter(&o.IssuedAt, &o.issuedAtSet)},
+		helpOption(createTokenHelp),
+	)...)
+	return c
 }
 
 // Complete parses the command line (without "create-token") into o and
-// fills in defaults: the secret from $DATASETTE_SECRET, the issue time from
-// the clock (truncated to whole seconds, as Datasette's int(time.time())).
+// fills in defaults: the secret from $DATASETTE_SECRET or --secret-file,
+// the issue time from the clock (truncated to whole seconds, as Datasette's
+// int(time.time())).
 func (o *CreateTokenOptions) Complete(args []string) error {
 	if _, err := o.command().Parse(args, o.Getenv); err != nil {
+		return err
+	}
+	if err := o.resolve(o.In); err != nil {
 		return err
 	}
 	if !o.issuedAtSet {
@@ -89,31 +76,13 @@ func (o *CreateTokenOptions) Complete(args []string) error {
 // UTF-8 (Python holds undecodable argument bytes as lone surrogates and then
 // fails to encode them).
 func (o *CreateTokenOptions) Validate() error {
-	if !utf8.ValidString(o.Secret) {
-		return fmt.Errorf("the secret %s is not valid UTF-8, which Datasette cannot encode", pyRepr(o.Secret))
+	if err := validSecret(o.Secret); err != nil {
+		return err
 	}
 	if err := o.Claims().Validate(); err != nil {
 		return fmt.Errorf("cannot mint a token Datasette could mint: %w", err)
 	}
 	return nil
-}
-
-// actions lists the actions as Datasette checks them: every -a, then every
-// -d, then every -r.
-func (o *CreateTokenOptions) actions() []string {
-	actions := append([]string(nil), o.All...)
-	for _, d := range o.Databases {
-		actions = append(actions, d.Actions...)
-	}
-	for _, r := range o.Resources {
-		actions = append(actions, r.Actions...)
-	}
-	return actions
-}
-
-// Restrictions returns the token restrictions the options ask for.
-func (o *CreateTokenOptions) Restrictions() dstoken.Restrictions {
-	return dstoken.Restrictions{All: o.All, Databases: o.Databases, Resources: o.Resources}
 }
 
 // Claims returns the claims the token will carry.
@@ -151,17 +120,8 @@ func (o *CreateTokenOptions) Run() error {
 			return err
 		}
 	}
-	for _, action := range o.actions() {
-		if _, builtin := dstoken.Abbreviate(action); builtin {
-			continue
-		}
-		line := "  Unknown permission: " + action + " "
-		if o.ErrColor {
-			line = "\x1b[31m" + line + "\x1b[0m" // click.secho(fg="red")
-		}
-		if err := o.warnf("%s\n", line); err != nil {
-			return err
-		}
+	if err := o.warnUnknown(o.IOStreams); err != nil {
+		return err
 	}
 
 	claims := o.Claims()

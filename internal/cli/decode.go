@@ -1,13 +1,14 @@
 package cli
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
@@ -15,7 +16,7 @@ import (
 // DecodeOptions holds the parameters of "datasette-token decode", which
 // shows a token's claims without checking its signature.
 type DecodeOptions struct {
-	// Token is the token to decode.
+	// Token is the token to decode ("-": read from standard input).
 	Token string
 	IOStreams
 }
@@ -37,10 +38,18 @@ func (o *DecodeOptions) command() *Command {
 	}
 }
 
-// Complete parses the command line (without "decode") into o.
+// Complete parses the command line (without "decode") into o and reads a
+// TOKEN of "-" from standard input.
 func (o *DecodeOptions) Complete(args []string) error {
-	_, err := o.command().Parse(args, o.Getenv)
-	return err
+	if _, err := o.command().Parse(args, o.Getenv); err != nil {
+		return err
+	}
+	token, err := readToken(o.Token, o.In)
+	if err != nil {
+		return err
+	}
+	o.Token = token
+	return nil
 }
 
 // Validate has nothing to check beyond parsing.
@@ -53,13 +62,20 @@ func (o *DecodeOptions) Validate() error { return nil }
 //	issued at:    2023-11-14T22:13:20Z (1700000000)
 //	expires:      2023-11-14T23:13:20Z (1700003600: 3600 seconds after issue)
 //	restrictions:
-//	  all:        view-instance
-//	  database:   "db": create-table
-//	  resource:   "db" / "t": insert-row
+//	  all:        "view-instance"
+//	  database:   "db": "create-table"
+//	  resource:   "db" / "t": "insert-row"
 //	payload:      {"a":"root","t":1700000000,"d":3600,"_r":{...}}
 //
-// Times are RFC 3339 in UTC; actions are shown with their full names.
+// Times are RFC 3339 in UTC; actions are shown with their full names. Anyone
+// can forge the claims, so every string is quoted with its non-printable
+// characters escaped (see quote), and so is the payload: a token cannot
+// write terminal escape sequences, carriage returns or bidirectional
+// controls to the terminal. A token over maxTokenSize is refused unread.
 func (o *DecodeOptions) Run() error {
+	if len(o.Token) > maxTokenSize {
+		return fmt.Errorf("token is too large to decode (%d bytes; the limit is %d)", len(o.Token), maxTokenSize)
+	}
 	decoded, err := dstoken.Decode(o.Token)
 	if err != nil {
 		return fmt.Errorf("decode token: %w", err)
@@ -67,7 +83,7 @@ func (o *DecodeOptions) Run() error {
 	c := decoded.Claims
 	var b strings.Builder
 	b.WriteString("UNVERIFIED: the signature was not checked; anyone can forge these claims.\n")
-	fmt.Fprintf(&b, "actor:        %s\n", jsonQuote(c.Actor))
+	fmt.Fprintf(&b, "actor:        %s\n", quote(c.Actor))
 	fmt.Fprintf(&b, "issued at:    %s (%d)\n", rfc3339(c.IssuedAt), c.IssuedAt)
 	if c.ExpiresAfter == 0 {
 		b.WriteString("expires:      never (no \"d\" claim)\n")
@@ -87,16 +103,16 @@ func (o *DecodeOptions) Run() error {
 	default:
 		b.WriteString("restrictions:\n")
 		if len(r.All) > 0 {
-			fmt.Fprintf(&b, "  all:        %s\n", strings.Join(r.All, ", "))
+			fmt.Fprintf(&b, "  all:        %s\n", quoteList(r.All))
 		}
 		for _, d := range r.Databases {
-			fmt.Fprintf(&b, "  database:   %s: %s\n", jsonQuote(d.Database), strings.Join(d.Actions, ", "))
+			fmt.Fprintf(&b, "  database:   %s: %s\n", quote(d.Database), quoteList(d.Actions))
 		}
 		for _, res := range r.Resources {
-			fmt.Fprintf(&b, "  resource:   %s / %s: %s\n", jsonQuote(res.Database), jsonQuote(res.Resource), strings.Join(res.Actions, ", "))
+			fmt.Fprintf(&b, "  resource:   %s / %s: %s\n", quote(res.Database), quote(res.Resource), quoteList(res.Actions))
 		}
 	}
-	fmt.Fprintf(&b, "payload:      %s\n", bytes.ToValidUTF8(decoded.Payload, []byte("\uFFFD")))
+	fmt.Fprintf(&b, "payload:      %s\n", escapeText(string(decoded.Payload), false))
 	if _, err := io.WriteString(o.Out, b.String()); err != nil {
 		return fmt.Errorf("write claims: %w", err)
 	}
@@ -112,13 +128,74 @@ func rfc3339(sec int64) string {
 	return t.Format(time.RFC3339)
 }
 
-// jsonQuote quotes s as a JSON string (without escaping <, >, &).
-func jsonQuote(s string) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(s); err != nil {
-		return fmt.Sprintf("%q", s)
-	}
-	return strings.TrimSuffix(b.String(), "\n")
+// quote returns s as a JSON string literal that is safe to print: besides
+// the quote and the backslash, every character that is not printable
+// (unicode.IsPrint: C0 and C1 controls such as ESC and CSI, carriage return,
+// line and paragraph separators, format characters such as bidirectional
+// overrides and zero-width spaces, unassigned and private-use code points,
+// and any space but U+0020) is written as a \u escape, so the result is
+// one line of visible characters. Invalid UTF-8 bytes appear as \ufffd,
+// except that a surrogate code point (held as WTF-8, as the token library
+// decodes a JSON "\udXXX" escape) appears as its own \u escape.
+func quote(s string) string {
+	return `"` + escapeText(s, true) + `"`
 }
+
+// quoteList quotes each string and joins them with ", ".
+func quoteList(list []string) string {
+	quoted := make([]string, len(list))
+	for i, s := range list {
+		quoted[i] = quote(s)
+	}
+	return strings.Join(quoted, ", ")
+}
+
+// escapeText escapes what quote escapes; quoted also escapes the double
+// quote and the backslash (for text inside quotes).
+func escapeText(s string, quoted bool) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size <= 1 {
+			if sr, ok := wtf8Surrogate(s[i:]); ok {
+				r, size = sr, 3
+			} else {
+				r = utf8.RuneError // U+FFFD, escaped below
+			}
+		}
+		i += size
+		switch {
+		case quoted && (r == '"' || r == '\\'):
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == utf8.RuneError:
+			b.WriteString(`\ufffd`)
+		case r < utf8.RuneSelf && r >= ' ' && r != 0x7f, r >= utf8.RuneSelf && unicode.IsPrint(r) && !isSurrogate(r):
+			b.WriteRune(r)
+		case r > 0xffff:
+			hi, lo := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, `\u%04x\u%04x`, hi, lo)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	return b.String()
+}
+
+// wtf8Surrogate decodes a surrogate code point (U+D800..U+DFFF) encoded as
+// three UTF-8-style bytes at the start of s.
+func wtf8Surrogate(s string) (rune, bool) {
+	if len(s) < 3 || s[0] != 0xed || s[1] < 0xa0 || s[1] > 0xbf || s[2] < 0x80 || s[2] > 0xbf {
+		return 0, false
+	}
+	return rune(s[0]&0x0f)<<12 | rune(s[1]&0x3f)<<6 | rune(s[2]&0x3f), true
+}
+
+// isSurrogate reports whether r is a UTF-16 surrogate code point.
+func isSurrogate(r rune) bool { return r >= 0xd800 && r <= 0xdfff }

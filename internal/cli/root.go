@@ -13,9 +13,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/datasette-token-operator/datasette-token-operator/internal/version"
 )
 
 // ProgramName is the name usage lines and help show.
@@ -24,14 +25,12 @@ const ProgramName = "datasette-token"
 // tokenMetavar names the TOKEN argument of verify and decode.
 const tokenMetavar = "TOKEN"
 
-// Version is the version --version prints. Release builds set it with
-// -ldflags "-X github.com/datasette-token-operator/datasette-token-operator/internal/cli.Version=v1.2.3";
-// otherwise it comes from the module build information.
-var Version = ""
-
 // IOStreams are the process's outside world, injected so that commands are
 // testable: output streams, environment, clock and randomness.
 type IOStreams struct {
+	// In is standard input, read for a TOKEN or --secret-file of "-" (nil:
+	// reading it fails).
+	In io.Reader
 	// Out receives results (tokens, actors, help).
 	Out io.Writer
 	// ErrOut receives errors, warnings and notes.
@@ -51,6 +50,7 @@ type IOStreams struct {
 // SystemStreams returns IOStreams for the real process.
 func SystemStreams() IOStreams {
 	return IOStreams{
+		In:       os.Stdin,
 		Out:      os.Stdout,
 		ErrOut:   os.Stderr,
 		ErrColor: isTerminal(os.Stderr),
@@ -102,6 +102,7 @@ var subcommands = []subcommand{
 	{"completion", func(args []string, s IOStreams) error { return runOptions(NewCompletionOptions(s), args) }},
 	{"create-token", func(args []string, s IOStreams) error { return runOptions(NewCreateTokenOptions(s), args) }},
 	{"decode", func(args []string, s IOStreams) error { return runOptions(NewDecodeOptions(s), args) }},
+	{"manifest", func(args []string, s IOStreams) error { return runOptions(NewManifestOptions(s), args) }},
 	{"verify", func(args []string, s IOStreams) error { return runOptions(NewVerifyOptions(s), args) }},
 }
 
@@ -122,27 +123,6 @@ func runOptions(o options, args []string) error {
 	return o.Run()
 }
 
-// versionString is what --version prints after "datasette-token, version ".
-func versionString() string {
-	if Version != "" {
-		return Version
-	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := info.Main.Version
-	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 && (v == "" || v == "(devel)") {
-			v = "(devel) " + s.Value[:12]
-		}
-	}
-	if v == "" {
-		v = "(devel)"
-	}
-	return v
-}
-
 func rootCommand() *Command {
 	return &Command{
 		Path:           ProgramName,
@@ -150,7 +130,7 @@ func rootCommand() *Command {
 		AllowExtraArgs: true,
 		Params: []Param{
 			&Option{Names: []string{"--version"}, Eager: true, Set: func([]string) error {
-				return &helpShown{text: fmt.Sprintf("%s, version %s\n", ProgramName, versionString())}
+				return &helpShown{text: ProgramName + " " + version.String() + "\n"}
 			}},
 			helpOption(rootHelp),
 		},

@@ -83,3 +83,29 @@ func existingDirSetter(dst *string) func([]string) error {
 		return nil
 	}
 }
+
+// existingFileSetter is click's Path(exists=True, dir_okay=False,
+// readable=True, allow_dash=True), as --secret-file is declared: "-" (standard
+// input) or a path that exists (following symlinks), is not a directory and
+// is readable.
+func existingFileSetter(dst *string) func([]string) error {
+	return func(v []string) error {
+		path := v[0]
+		if path == stdinName {
+			*dst = path
+			return nil
+		}
+		name := pyRepr(pyFilename(path))
+		fi, err := os.Stat(path)
+		switch {
+		case err != nil:
+			return invalidValue("File %s does not exist.", name)
+		case fi.IsDir():
+			return invalidValue("File %s is a directory.", name)
+		case !readable(path):
+			return invalidValue("File %s is not readable.", name)
+		}
+		*dst = path
+		return nil
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"time"
-	"unicode/utf8"
 
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
@@ -23,10 +22,12 @@ import (
 //	Datasette would fail with HTTP 500 (<exception>)
 //	Datasette would ignore this token: it does not start with "dstok_" (the request would stay anonymous)
 type VerifyOptions struct {
-	// Token is the token as sent after "Authorization: Bearer ".
+	// Token is the token as sent after "Authorization: Bearer " ("-": read
+	// from standard input).
 	Token string
-	// Secret is Datasette's secret; empty means a random one, as in Datasette.
-	Secret string
+	// Secret is Datasette's secret (--secret, $DATASETTE_SECRET or
+	// --secret-file); empty means a random one, as in Datasette.
+	secretOptions
 	// MaxTTL is Datasette's max_signed_tokens_ttl setting (0: no cap; like
 	// Datasette, any other value, even negative, applies).
 	MaxTTL int64
@@ -47,29 +48,45 @@ func NewVerifyOptions(streams IOStreams) *VerifyOptions {
 
 func (o *VerifyOptions) command() *Command {
 	at := floatSetter(&o.At, &o.atSet)
-	return &Command{
+	c := &Command{
 		Path:         ProgramName + " verify",
 		UsagePieces:  tokenMetavar,
 		Interspersed: true,
-		Params: []Param{
-			&Argument{Metavar: tokenMetavar, Required: true, Set: func(v string) error { o.Token = v; return nil }},
-			&Option{Names: []string{"--secret"}, Nargs: 1, Required: true, EnvVar: "DATASETTE_SECRET",
-				Set: func(v []string) error { o.Secret = v[0]; return nil }},
-			&Option{Names: []string{"--max-ttl"}, Nargs: 1, Set: intSetter(&o.MaxTTL, nil)},
-			&Option{Names: []string{"--at"}, Nargs: 1, Set: func(v []string) error {
-				o.atText = v[0]
-				return at(v)
-			}},
-			&Option{Names: []string{"--no-signed-tokens"}, Set: func([]string) error { o.NoSignedTokens = true; return nil }},
-			helpOption(verifyHelp),
-		},
 	}
+	c.Params = append(append([]Param{
+		&Argument{Metavar: tokenMetavar, Required: true, Set: func(v string) error { o.Token = v; return nil }},
+	}, o.secretOptions.params(c)...),
+		&Option{Names: []string{"--max-ttl"}, Nargs: 1, Set: intSetter(&o.MaxTTL, nil)},
+		&Option{Names: []string{"--at"}, Nargs: 1, Set: func(v []string) error {
+			o.atText = v[0]
+			return at(v)
+		}},
+		&Option{Names: []string{"--no-signed-tokens"}, Set: func([]string) error { o.NoSignedTokens = true; return nil }},
+		helpOption(verifyHelp),
+	)
+	return c
 }
 
-// Complete parses the command line (without "verify") into o.
+// Complete parses the command line (without "verify") into o and reads
+// what comes from files or standard input: the secret (--secret-file) and a
+// TOKEN of "-".
 func (o *VerifyOptions) Complete(args []string) error {
-	_, err := o.command().Parse(args, o.Getenv)
-	return err
+	c := o.command()
+	if _, err := c.Parse(args, o.Getenv); err != nil {
+		return err
+	}
+	if o.Token == stdinName && o.fileGiven && o.File == stdinName {
+		return &UsageError{Command: c, Message: "The token and the secret cannot both be read from standard input ('-')."}
+	}
+	if err := o.resolve(o.In); err != nil {
+		return err
+	}
+	token, err := readToken(o.Token, o.In)
+	if err != nil {
+		return err
+	}
+	o.Token = token
+	return nil
 }
 
 // Validate checks --at is a usable time and the secret is valid UTF-8.
@@ -78,8 +95,8 @@ func (o *VerifyOptions) Validate() error {
 		return &UsageError{Command: o.command(), Message: fmt.Sprintf(
 			"Invalid value for '--at': %s is not a usable time (a finite number of seconds is needed).", pyRepr(o.atText))}
 	}
-	if !utf8.ValidString(o.Secret) {
-		return fmt.Errorf("the secret %s is not valid UTF-8, which Datasette cannot encode", pyRepr(o.Secret))
+	if err := validSecret(o.Secret); err != nil {
+		return err
 	}
 	return nil
 }

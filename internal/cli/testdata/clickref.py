@@ -13,10 +13,15 @@ import json
 import os
 
 import click
+from click.core import ParameterSource
 
 
 @click.group(name="datasette-token")
-@click.version_option(os.environ.get("DATASETTE_TOKEN_VERSION", "REF"), prog_name="datasette-token")
+@click.version_option(
+    os.environ.get("DATASETTE_TOKEN_VERSION", "REF"),
+    prog_name="datasette-token",
+    message="%(prog)s %(version)s",
+)
 def cli():
     """Mint, verify and inspect Datasette signed API tokens (dstok_...)."""
 
@@ -25,14 +30,68 @@ def emit(**params):
     click.echo(json.dumps(params, sort_keys=True))
 
 
+class SourceOption(click.Option):
+    """An option that records where its value came from before its callback
+    runs (click sets the parameter source only after the callback)."""
+
+    def consume_value(self, ctx, opts):
+        value, source = super().consume_value(ctx, opts)
+        ctx.meta["source:" + self.name] = source
+        return value, source
+
+
+def _both_given(ctx):
+    return (
+        ctx.meta.get("source:secret") == ParameterSource.COMMANDLINE
+        and ctx.meta.get("source:secret_file") == ParameterSource.COMMANDLINE
+    )
+
+
+def _conflict(ctx):
+    raise click.UsageError("'--secret' and '--secret-file' cannot be used together.", ctx)
+
+
+def secret_callback(ctx, param, value):
+    """--secret: required unless --secret-file was given (processed first)."""
+    if _both_given(ctx):
+        _conflict(ctx)
+    if value is None and ctx.params.get("secret_file") is None:
+        raise click.MissingParameter(
+            ctx=ctx, param=param, message="Or read it from a file with '--secret-file'."
+        )
+    return value
+
+
+def secret_file_callback(ctx, param, value):
+    if value is not None and _both_given(ctx):
+        _conflict(ctx)
+    return value
+
+
+def secret_options(f):
+    """--secret and --secret-file, as create-token and verify declare them."""
+    f = click.option(
+        "--secret-file",
+        type=click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True),
+        metavar="PATH",
+        cls=SourceOption,
+        callback=secret_file_callback,
+        help="Read the secret from this file (- for standard input), without "
+        "one trailing newline",
+    )(f)
+    return click.option(
+        "--secret",
+        help="Secret used for signing the API tokens",
+        envvar="DATASETTE_SECRET",
+        show_envvar=True,
+        cls=SourceOption,
+        callback=secret_callback,
+    )(f)
+
+
 @cli.command(name="create-token")
 @click.argument("id")
-@click.option(
-    "--secret",
-    help="Secret used for signing the API tokens",
-    envvar="DATASETTE_SECRET",
-    required=True,
-)
+@secret_options
 @click.option(
     "-e",
     "--expires-after",
@@ -82,7 +141,7 @@ def emit(**params):
     help="Unix time (seconds) to issue the token at instead of now, for reproducible tokens (not in Datasette)",
 )
 def create_token(
-    id, secret, expires_after, alls, databases, resources, debug, plugins_dir, issued_at
+    id, secret, secret_file, expires_after, alls, databases, resources, debug, plugins_dir, issued_at
 ):
     """
     Create a signed API token for the specified actor ID
@@ -113,10 +172,14 @@ def create_token(
     multiple --all, --database, and --resource options.
 
     Add --debug to see a decoded version of the token.
+
+    Rather than --secret, which other users can see in the process list,
+    prefer the DATASETTE_SECRET environment variable or --secret-file.
     """
     emit(
         id=id,
         secret=secret,
+        secret_file=secret_file,
         expires_after=expires_after,
         all=list(alls),
         database=[list(d) for d in databases],
@@ -129,12 +192,7 @@ def create_token(
 
 @cli.command()
 @click.argument("token")
-@click.option(
-    "--secret",
-    help="Secret used for signing the API tokens",
-    envvar="DATASETTE_SECRET",
-    required=True,
-)
+@secret_options
 @click.option(
     "--max-ttl",
     type=int,
@@ -151,14 +209,26 @@ def create_token(
     is_flag=True,
     help="Answer as a Datasette whose allow_signed_tokens setting is off",
 )
-def verify(token, secret, max_ttl, at, no_signed_tokens):
+def verify(token, secret, secret_file, max_ttl, at, no_signed_tokens):
     """
     Check whether Datasette would accept a signed API token
 
     Prints the actor Datasette would build from TOKEN as one line of JSON and
-    exits 0, or prints why Datasette would reject it and exits 1.
+    exits 0, or prints why Datasette would reject it and exits 1. A TOKEN of -
+    is read from standard input.
     """
-    emit(token=token, secret=secret, max_ttl=max_ttl, at=at, no_signed_tokens=no_signed_tokens)
+    if token == "-" and secret_file == "-":
+        raise click.UsageError(
+            "The token and the secret cannot both be read from standard input ('-')."
+        )
+    emit(
+        token=token,
+        secret=secret,
+        secret_file=secret_file,
+        max_ttl=max_ttl,
+        at=at,
+        no_signed_tokens=no_signed_tokens,
+    )
 
 
 @cli.command()
@@ -169,9 +239,93 @@ def decode(token):
 
     Prints the actor, the issue and expiry times (RFC 3339, UTC) and the
     restrictions with full action names. The signature is not checked:
-    anyone can forge these claims.
+    anyone can forge these claims. A TOKEN of - is read from standard input.
     """
     emit(token=token)
+
+
+@cli.command()
+@click.argument("id")
+@click.option(
+    "-e",
+    "--expires-after",
+    help="Token should expire after this many seconds",
+    type=int,
+)
+@click.option(
+    "alls",
+    "-a",
+    "--all",
+    type=str,
+    metavar="ACTION",
+    multiple=True,
+    help="Restrict token to this action",
+)
+@click.option(
+    "databases",
+    "-d",
+    "--database",
+    type=(str, str),
+    metavar="DB ACTION",
+    multiple=True,
+    help="Restrict token to this action on this database",
+)
+@click.option(
+    "resources",
+    "-r",
+    "--resource",
+    type=(str, str, str),
+    metavar="DB RESOURCE ACTION",
+    multiple=True,
+    help="Restrict token to this action on this database resource (a table, SQL view or named query)",
+)
+@click.option(
+    "--signer",
+    metavar="KIND/NAME",
+    help="The signer lending its key: DatasetteSigner/NAME (in the token's namespace) or ClusterDatasetteSigner/NAME",
+)
+@click.option(
+    "--signing-secret",
+    metavar="NAME[:KEY]",
+    help="Or the Secret, in the token's namespace, holding the signing secret under KEY (default: DATASETTE_SECRET)",
+)
+@click.option(
+    "--name",
+    help="The DatasetteToken's name  [default: the actor ID made a valid name]",
+)
+@click.option("--namespace", help="The DatasetteToken's namespace  [default: none, kubectl's]")
+@click.option(
+    "--secret-name",
+    help="The Secret the token is written to  [default: the DatasetteToken's name]",
+)
+def manifest(id, expires_after, alls, databases, resources, signer, signing_secret, name, namespace, secret_name):
+    """
+    Print the DatasetteToken that mints this token in a cluster
+
+    Takes create-token's ID, -e, -a, -d and -r (no secret is needed) and prints
+    the YAML of a DatasetteToken that makes the operator mint the same token,
+    with -e as expiresAfter and -a, -d and -r as restrictions, in order. Name
+    the signing key with exactly one of --signer and --signing-secret.
+
+    Example:
+
+    \b
+        datasette-token manifest ci-bot -e 86400 -d analytics view-database \\
+            --signer DatasetteSigner/analytics --namespace analytics \\
+            | kubectl apply -f -
+    """
+    emit(
+        id=id,
+        expires_after=expires_after,
+        all=list(alls),
+        database=[list(d) for d in databases],
+        resource=[list(r) for r in resources],
+        signer=signer,
+        signing_secret=signing_secret,
+        name=name,
+        namespace=namespace,
+        secret_name=secret_name,
+    )
 
 
 @cli.command()
