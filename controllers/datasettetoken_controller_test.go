@@ -52,7 +52,7 @@ func newToken(ns, name, actor string) *datasettev1alpha1.DatasetteToken {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: datasettev1alpha1.DatasetteTokenSpec{
 			Actor:            actor,
-			SigningSecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"},
+			SigningSecretRef: &datasettev1alpha1.SecretKeyRef{Name: "datasette"},
 		},
 	}
 }
@@ -167,8 +167,8 @@ func TestMintsTokenIntoOwnedSecret(t *testing.T) {
 		Resources: []datasettev1alpha1.ResourceRestriction{{Database: "analytics", Resource: "events", Actions: []datasettev1alpha1.Action{"insert-row"}}},
 	}
 	tok.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{
-		Labels:      map[string]string{"team": "data"},
-		Annotations: map[string]string{"reloader.stakater.com/match": "true"},
+		Labels:      map[string]datasettev1alpha1.LabelValue{"team": "data"},
+		Annotations: map[string]datasettev1alpha1.AnnotationValue{"reloader.stakater.com/match": "true"},
 	}
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
@@ -229,6 +229,39 @@ func TestMintsTokenIntoOwnedSecret(t *testing.T) {
 	}
 }
 
+// kstatusOf is kstatus's verdict on obj, as Flux and cli-utils compute it.
+func kstatusOf(t *testing.T, obj runtime.Object) status.Status {
+	t.Helper()
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := status.Compute(&unstructured.Unstructured{Object: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Status
+}
+
+// A brand-new DatasetteToken reads InProgress to kstatus until the operator has written its
+// status: the CRD defaults status.observedGeneration to -1.
+func TestNewTokenIsInProgressUntilObserved(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	tok := newToken(ns, "unobserved", "bot")
+	create(t, tok)
+	var got datasettev1alpha1.DatasetteToken
+	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(tok), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.ObservedGeneration != -1 {
+		t.Errorf("status.observedGeneration = %d, want the default -1", got.Status.ObservedGeneration)
+	}
+	if s := kstatusOf(t, &got); s != status.InProgressStatus {
+		t.Errorf("kstatus %s for a token no operator has seen, want InProgress", s)
+	}
+}
+
 func jsonInt(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
@@ -257,20 +290,30 @@ func TestFailureReasonsAndRecovery(t *testing.T) {
 	ns := newNamespace(t)
 	startManager(t, ns)
 
-	// No signing Secret yet: SigningSecretNotFound, Stalled, and kstatus says Failed.
+	// No signing Secret yet: SigningSecretNotFound, Reconciling (the Secret may be on its way,
+	// from Sealed Secrets or ESO), not Stalled, and kstatus says InProgress.
 	tok := newToken(ns, "early", "bot")
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
 	got := waitReason(t, key, ReasonSigningSecretNotFound)
-	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
-		t.Errorf("want Stalled beside a failure: %+v", got.Status.Conditions)
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionReconciling) || meta.FindStatusCondition(got.Status.Conditions, ConditionStalled) != nil {
+		t.Errorf("want Reconciling and no Stalled while waiting: %+v", got.Status.Conditions)
+	}
+	if got := kstatusOf(t, got); got != status.InProgressStatus {
+		t.Errorf("kstatus %s while waiting for the signing Secret, want InProgress", got)
 	}
 	waitEvent(t, ns, "early", ReasonSigningSecretNotFound)
 
-	// A signing Secret without the key: SigningKeyMissing.
+	// A signing Secret without the key: SigningKeyMissing, Stalled: a person must act.
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "datasette"}, Data: map[string][]byte{"OTHER": []byte("x")}}
 	create(t, s)
-	waitReason(t, key, ReasonSigningKeyMissing)
+	got = waitReason(t, key, ReasonSigningKeyMissing)
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) || meta.FindStatusCondition(got.Status.Conditions, ConditionReconciling) != nil {
+		t.Errorf("want Stalled beside a failure a person must fix: %+v", got.Status.Conditions)
+	}
+	if got := kstatusOf(t, got); got != status.FailedStatus {
+		t.Errorf("kstatus %s for a missing key, want Failed", got)
+	}
 
 	// An empty key is missing too: Datasette would sign with a random key nobody knows.
 	s.Data = map[string][]byte{defaultSigningKey: {}}
@@ -464,7 +507,7 @@ func TestRepairsTheSecret(t *testing.T) {
 	startManager(t, ns)
 	signingSecret(t, ns, "datasette", "k")
 	tok := newToken(ns, "fixme", "bot")
-	tok.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{Labels: map[string]string{"team": "data"}}
+	tok.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{Labels: map[string]datasettev1alpha1.LabelValue{"team": "data"}}
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
 	waitReason(t, key, ReasonIssued)
@@ -562,7 +605,7 @@ func TestNoWritesOnRestartOrResync(t *testing.T) {
 		if lifetimes[name] != 0 {
 			tok.Spec.ExpiresAfter = &metav1.Duration{Duration: lifetimes[name]}
 		}
-		tok.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{Labels: map[string]string{"x": "y"}}
+		tok.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{Labels: map[string]datasettev1alpha1.LabelValue{"x": "y"}}
 		create(t, tok)
 		waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)
 	}

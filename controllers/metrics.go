@@ -15,18 +15,22 @@ var (
 		Name: "datasette_token_expiry_timestamp_seconds",
 		Help: "Unix time at which the DatasetteToken's current token expires (absent for tokens that never expire).",
 	}, []string{"namespace", "name"})
+	tokenIssued = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "datasette_token_issued_timestamp_seconds",
+		Help: "Unix time at which the DatasetteToken's current token was issued.",
+	}, []string{"namespace", "name"})
 	tokenReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "datasette_token_ready",
 		Help: "1 when the DatasetteToken's Secret holds a valid token for its current spec, else 0.",
 	}, []string{"namespace", "name"})
 	tokenMints = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "datasette_token_mints_total",
-		Help: "Tokens minted, by reason: issue, renewal, rotation or repair.",
+		Help: "Tokens minted, by reason: issue, renewal, rotation, repair or manual.",
 	}, []string{"reason"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(tokenExpiry, tokenReady, tokenMints)
+	metrics.Registry.MustRegister(tokenExpiry, tokenIssued, tokenReady, tokenMints)
 }
 
 // recordTokenMetrics publishes a DatasetteToken's readiness and expiry.
@@ -36,6 +40,9 @@ func recordTokenMetrics(tok *datasettev1alpha1.DatasetteToken) {
 		ready = 1
 	}
 	tokenReady.WithLabelValues(tok.Namespace, tok.Name).Set(ready)
+	if issued := tok.Status.IssuedAt; issued != nil {
+		tokenIssued.WithLabelValues(tok.Namespace, tok.Name).Set(float64(issued.Unix()))
+	}
 	if exp := tok.Status.ExpiresAt; exp != nil {
 		tokenExpiry.WithLabelValues(tok.Namespace, tok.Name).Set(float64(exp.Unix()))
 	} else {
@@ -47,4 +54,5 @@ func recordTokenMetrics(tok *datasettev1alpha1.DatasetteToken) {
 func forgetTokenMetrics(name types.NamespacedName) {
 	tokenReady.DeleteLabelValues(name.Namespace, name.Name)
 	tokenExpiry.DeleteLabelValues(name.Namespace, name.Name)
+	tokenIssued.DeleteLabelValues(name.Namespace, name.Name)
 }

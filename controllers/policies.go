@@ -1,22 +1,23 @@
 package controllers
 
 import (
-	"bytes"
 	"fmt"
-	"maps"
-	"strings"
+	"path"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
-	"github.com/datasette-token-operator/datasette-token-operator/pkg/itsdangerous"
 )
 
-// The decisions of the DatasetteToken controller, as pure functions of what it observed:
-// what the spec asks for, whether a Secret is ours, whether to mint and when to renew.
+// The pure parts of the DatasetteToken controller's decisions: what a spec asks for, when a
+// token expires and is renewed, whose a Secret is, and what a signer's policy allows.
 
 const (
 	// defaultSigningKey is the signing Secret's key read when the spec names none: the variable
@@ -33,20 +34,30 @@ const (
 	annotationActor     = "datasette.io/actor"
 	annotationIssuedAt  = "datasette.io/issued-at"
 	annotationExpiresAt = "datasette.io/expires-at"
+	// annotationTemplateKeys records which labels and annotations came from secretTemplate, so
+	// that keys removed from the template are removed from the Secret and others' keys stay.
+	annotationTemplateKeys = "datasette.io/template-keys"
+	// annotationRenewRequestedAt on a DatasetteToken asks for a new token now; each new value
+	// mints once.
+	annotationRenewRequestedAt = "datasette.io/renew-requested-at"
+	// annotationRestartedAt on a workload's pod template rolls it, as `kubectl rollout restart`.
+	annotationRestartedAt = "datasette.io/restartedAt"
 )
 
-// desiredToken is what a DatasetteToken asks for, with the controller's defaults applied.
+// desiredToken is what a DatasetteToken's spec asks for, with the controller's defaults applied.
 type desiredToken struct {
 	// secretName is the output Secret's name.
 	secretName string
-	// signingKey is the signing Secret's data key.
-	signingKey string
-	// claims are the token's claims, but for IssuedAt.
+	// claims are the token's claims, but for IssuedAt; ExpiresAfter is the spec's.
 	claims dstoken.Claims
-	// lifetime is how long a token lasts; zero means forever.
+	// lifetime is spec.expiresAfter; zero means none.
 	lifetime time.Duration
-	// renewBefore is how long before expiry to re-mint.
+	// renewBefore is spec.renewBefore; zero means the default (a third of the lifetime).
 	renewBefore time.Duration
+	// notAfter is spec.notAfter; zero means none.
+	notAfter time.Time
+	// labels and annotations are spec.secretTemplate's.
+	labels, annotations map[string]string
 }
 
 // desiredFromSpec applies the defaults to a DatasetteToken's spec. Its errors describe specs that
@@ -55,20 +66,16 @@ func desiredFromSpec(tok *datasettev1alpha1.DatasetteToken) (desiredToken, error
 	spec := tok.Spec
 	want := desiredToken{
 		secretName: spec.SecretName,
-		signingKey: spec.SigningSecretRef.Key,
 		claims:     dstoken.Claims{Actor: spec.Actor, Restrictions: restrictionsFromSpec(spec.Restrictions)},
 	}
 	if want.secretName == "" {
 		want.secretName = tok.Name
 	}
-	if want.signingKey == "" {
-		want.signingKey = defaultSigningKey
-	}
 	if spec.Actor == "" {
 		return want, fmt.Errorf("spec.actor must not be empty")
 	}
-	if spec.SigningSecretRef.Name == "" {
-		return want, fmt.Errorf("spec.signingSecretRef.name must not be empty")
+	if (spec.SigningSecretRef == nil) == (spec.SignerRef == nil) {
+		return want, fmt.Errorf("set exactly one of spec.signerRef and spec.signingSecretRef")
 	}
 	if spec.ExpiresAfter != nil {
 		want.lifetime = spec.ExpiresAfter.Duration
@@ -77,19 +84,30 @@ func desiredFromSpec(tok *datasettev1alpha1.DatasetteToken) (desiredToken, error
 		}
 		want.claims.ExpiresAfter = int64(want.lifetime / time.Second)
 	}
-	switch {
-	case spec.RenewBefore == nil:
-		// A third of the lifetime, in whole seconds like every time the status reports.
-		want.renewBefore = (want.lifetime / 3).Truncate(time.Second)
-	case want.lifetime == 0:
-		return want, fmt.Errorf("spec.renewBefore needs spec.expiresAfter: a token that never expires is never renewed")
-	default:
+	if spec.RenewBefore != nil {
 		want.renewBefore = spec.RenewBefore.Duration
 		if err := wholePositiveSeconds("spec.renewBefore", want.renewBefore); err != nil {
 			return want, err
 		}
-		if want.renewBefore >= want.lifetime {
-			return want, fmt.Errorf("spec.renewBefore (%s) must be shorter than spec.expiresAfter (%s)", want.renewBefore, want.lifetime)
+		if want.lifetime == 0 || want.renewBefore >= want.lifetime {
+			return want, fmt.Errorf("spec.renewBefore (%s) must be shorter than spec.expiresAfter", want.renewBefore)
+		}
+	}
+	if spec.NotAfter != nil {
+		want.notAfter = spec.NotAfter.Time
+	}
+	if t := spec.SecretTemplate; t != nil {
+		want.labels, want.annotations = map[string]string{}, map[string]string{}
+		for k, v := range t.Labels {
+			want.labels[k] = string(v)
+		}
+		for k, v := range t.Annotations {
+			want.annotations[k] = string(v)
+		}
+		errs := metavalidation.ValidateLabels(want.labels, field.NewPath("spec", "secretTemplate", "labels"))
+		errs = append(errs, apivalidation.ValidateAnnotations(want.annotations, field.NewPath("spec", "secretTemplate", "annotations"))...)
+		if err := errs.ToAggregate(); err != nil {
+			return want, err
 		}
 	}
 	return want, nil
@@ -129,13 +147,63 @@ func actionNames(actions []datasettev1alpha1.Action) []string {
 	return out
 }
 
-// renewalTime is when a token issued at issuedAt should be replaced; ok is false for a token that
-// never expires.
-func renewalTime(issuedAt time.Time, want desiredToken) (at time.Time, ok bool) {
-	if want.lifetime == 0 {
-		return time.Time{}, false
+// claimsAt returns the claims of a token issued at t: the spec's, with "d" shortened so that the
+// token ends at notAfter, in whole seconds. ok is false when notAfter has come (nothing may be
+// minted at t).
+func (w desiredToken) claimsAt(t time.Time) (c dstoken.Claims, ok bool) {
+	c = w.claims
+	c.IssuedAt = t.Unix()
+	if w.notAfter.IsZero() {
+		return c, true
 	}
-	return issuedAt.Add(want.lifetime - want.renewBefore), true
+	left := int64(w.notAfter.Sub(time.Unix(c.IssuedAt, 0)) / time.Second)
+	if left <= 0 {
+		return c, false
+	}
+	if c.ExpiresAfter == 0 || c.ExpiresAfter > left {
+		c.ExpiresAfter = left
+	}
+	return c, true
+}
+
+// effectiveLifetime is how long Datasette accepts a token whose "d" is expiresAfter seconds
+// (0: no "d") on an instance whose max_signed_tokens_ttl is maxTTL (0: none), as its
+// verify_token computes it: an absent "d", or one longer than the maximum, becomes the maximum.
+// Zero means the token never expires.
+func effectiveLifetime(expiresAfter int64, maxTTL time.Duration) time.Duration {
+	d := time.Duration(expiresAfter) * time.Second
+	if maxTTL > 0 && (d == 0 || d > maxTTL) {
+		return maxTTL
+	}
+	return d
+}
+
+// tokenDates are when a token expires and when the operator replaces it.
+type tokenDates struct {
+	// expiresAt is zero for a token that never expires.
+	expiresAt time.Time
+	// renewAt is zero when the token is never renewed: it never expires, or it runs to notAfter.
+	renewAt time.Time
+}
+
+// datesOf computes a token's dates from the claims it was minted with (issued at c.IssuedAt).
+func (w desiredToken) datesOf(c dstoken.Claims, maxTTL time.Duration) tokenDates {
+	lifetime := effectiveLifetime(c.ExpiresAfter, maxTTL)
+	if lifetime == 0 {
+		return tokenDates{}
+	}
+	issued := time.Unix(c.IssuedAt, 0)
+	dates := tokenDates{expiresAt: issued.Add(lifetime)}
+	if !w.notAfter.IsZero() && !dates.expiresAt.Before(w.notAfter.Truncate(time.Second)) {
+		return dates // the last token: it runs to notAfter
+	}
+	renewBefore := w.renewBefore
+	if renewBefore == 0 || renewBefore >= lifetime {
+		// A third of the lifetime, in whole seconds like every time the status reports.
+		renewBefore = (lifetime / 3).Truncate(time.Second)
+	}
+	dates.renewAt = dates.expiresAt.Add(-renewBefore)
+	return dates
 }
 
 // ownership says whose a Secret is.
@@ -152,7 +220,7 @@ const (
 
 // secretOwnership says whether secret is ours to write: only a Secret whose controller owner
 // reference is this DatasetteToken is.
-func secretOwnership(secret *corev1.Secret, tok *datasettev1alpha1.DatasetteToken) ownership {
+func secretOwnership(secret *corev1.Secret, tok metav1.Object) ownership {
 	switch {
 	case secret == nil:
 		return secretMissing
@@ -163,80 +231,72 @@ func secretOwnership(secret *corev1.Secret, tok *datasettev1alpha1.DatasetteToke
 	}
 }
 
-// mintReason says why a token is minted; it labels the mint counter and the events.
-type mintReason string
-
-const (
-	// noMint: the current token is valid, current and matches the spec.
-	noMint mintReason = ""
-	// mintIssue: there is no token yet, or the spec asks for other claims.
-	mintIssue mintReason = "issue"
-	// mintRenewal: the renewal time has come.
-	mintRenewal mintReason = "renewal"
-	// mintRotation: the token is intact but the signing key changed.
-	mintRotation mintReason = "rotation"
-	// mintRepair: the token was removed, edited or is not a token at all.
-	mintRepair mintReason = "repair"
-)
-
-// observedToken is what mintDecision looks at.
-type observedToken struct {
-	// secretExists is whether the output Secret exists.
-	secretExists bool
-	// token is the Secret's token, if any.
-	token []byte
-	// issuedBefore is whether this DatasetteToken's status records an earlier mint.
-	issuedBefore bool
-}
-
-// mintDecision decides whether the token in an output Secret must be replaced. It mints only when
-// the token is missing, does not verify under key, claims other than what want asks for, or its
-// renewal time has come. issuedAt is the current token's "t" when there is one.
-func mintDecision(seen observedToken, key []byte, want desiredToken, now time.Time) (reason mintReason, issuedAt time.Time) {
-	switch {
-	case !seen.secretExists && !seen.issuedBefore:
-		return mintIssue, time.Time{}
-	case !seen.secretExists || len(seen.token) == 0:
-		return mintRepair, time.Time{}
+// policyViolation checks claims against a signer's policy and returns what breaks it, naming
+// the rule, the value and the signer, or "" when the policy allows them. lifetime is the
+// spec's expiresAfter (zero: none).
+func policyViolation(p *datasettev1alpha1.SigningPolicy, signer string, claims dstoken.Claims, lifetime time.Duration) string {
+	if p == nil {
+		return ""
 	}
-	decoded, err := dstoken.Decode(string(seen.token))
-	if err != nil {
-		return mintRepair, time.Time{}
-	}
-	issuedAt = time.Unix(decoded.Claims.IssuedAt, 0)
-	wantClaims := want.claims
-	wantClaims.IssuedAt = decoded.Claims.IssuedAt
-	matchesSpec := bytes.Equal(decoded.Payload, wantClaims.PayloadJSON())
-
-	body, _ := strings.CutPrefix(string(seen.token), dstoken.Prefix)
-	if _, err := itsdangerous.NewSigner(dstoken.Salt, key).Unsign(body); err != nil {
-		if matchesSpec {
-			return mintRotation, issuedAt
+	if a := p.Actors; a != nil {
+		for _, pattern := range a.Denied {
+			if globMatch(string(pattern), claims.Actor) {
+				return fmt.Sprintf("actor %q is denied by %s (pattern %q)", claims.Actor, signer, pattern)
+			}
 		}
-		return mintRepair, issuedAt
+		if len(a.Allowed) > 0 && !slices.ContainsFunc(a.Allowed, func(p datasettev1alpha1.ActorPattern) bool {
+			return globMatch(string(p), claims.Actor)
+		}) {
+			return fmt.Sprintf("actor %q is not allowed by %s", claims.Actor, signer)
+		}
 	}
-	if !matchesSpec {
-		return mintIssue, issuedAt
+	if p.MaxExpiresAfter != nil {
+		limit := p.MaxExpiresAfter.Duration
+		switch {
+		case lifetime == 0:
+			return fmt.Sprintf("%s requires expiresAfter (at most %s); the token never expires", signer, limit)
+		case lifetime > limit:
+			return fmt.Sprintf("expiresAfter %s is longer than %s allows (%s)", lifetime, signer, limit)
+		}
 	}
-	if renewAt, ok := renewalTime(issuedAt, want); ok && !now.Before(renewAt) {
-		return mintRenewal, issuedAt
+	if p.RequireRestrictions && claims.Restrictions.IsZero() {
+		return fmt.Sprintf("%s requires restrictions; the token has none", signer)
 	}
-	return noMint, issuedAt
+	if len(p.AllowedActions) > 0 {
+		for _, action := range usedActions(claims.Restrictions) {
+			if !slices.Contains(p.AllowedActions, datasettev1alpha1.Action(action)) {
+				return fmt.Sprintf("action %q is not allowed by %s", action, signer)
+			}
+		}
+	}
+	return ""
 }
 
-// secretMetadata is the metadata the operator keeps on an output Secret: its own labels and
-// annotations on top of the secretTemplate's. Labels and annotations others add are left alone.
-func secretMetadata(tok *datasettev1alpha1.DatasetteToken, want desiredToken, issuedAt time.Time) (labels, annotations map[string]string) {
-	labels, annotations = map[string]string{}, map[string]string{}
-	if t := tok.Spec.SecretTemplate; t != nil {
-		maps.Copy(labels, t.Labels)
-		maps.Copy(annotations, t.Annotations)
+// globMatch reports whether name matches pattern as path.Match reads it; a malformed pattern
+// matches nothing.
+func globMatch(pattern, name string) bool {
+	ok, err := path.Match(pattern, name)
+	return err == nil && ok
+}
+
+// usedActions lists every action named in r, in order, each once.
+func usedActions(r dstoken.Restrictions) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(actions []string) {
+		for _, a := range actions {
+			if !seen[a] {
+				seen[a] = true
+				out = append(out, a)
+			}
+		}
 	}
-	labels[managedByLabel] = managedByValue
-	annotations[annotationActor] = want.claims.Actor
-	annotations[annotationIssuedAt] = issuedAt.UTC().Format(time.RFC3339)
-	if want.lifetime != 0 {
-		annotations[annotationExpiresAt] = issuedAt.Add(want.lifetime).UTC().Format(time.RFC3339)
+	add(r.All)
+	for _, d := range r.Databases {
+		add(d.Actions)
 	}
-	return labels, annotations
+	for _, res := range r.Resources {
+		add(res.Actions)
+	}
+	return out
 }

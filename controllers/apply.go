@@ -1,0 +1,299 @@
+package controllers
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
+)
+
+// maxNote is the longest event note or API message the operator records: the events API drops
+// notes over 1 KiB.
+const maxNote = 1024
+
+// conflictRetry is how soon a reconcile that lost a race (409) looks again; the newer object's
+// event usually comes first.
+const conflictRetry = 200 * time.Millisecond
+
+// apply carries out p: the Secret first, then the Secret left under an earlier name, the
+// rollout restarts, the events and, once, the status.
+func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p plan) (ctrl.Result, error) {
+	tok := in.token
+	if p.token != "" {
+		if err := r.writeSecret(ctx, in, p); err != nil {
+			if !isPermanent(err) {
+				return ctrl.Result{}, err
+			}
+			p.readiness = notReady(stalled, ReasonSecretRejected, truncate(fmt.Sprintf(
+				"the API server refused Secret %q: %s", in.want.secretName, apierrors.ReasonForError(err))+": "+scrubbed(err.Error(), p.token), maxNote))
+			p.mint, p.restart, p.token = noMint, false, ""
+		}
+	}
+	if p.token != "" && secretOwnership(in.staleSecret, tok) == secretOwned {
+		s := in.staleSecret
+		if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, fmt.Errorf("deleting Secret %s/%s, no longer named by spec.secretName: %w", s.Namespace, s.Name, err)
+		}
+	}
+	status := tok.Status.DeepCopy()
+	if p.restart && len(tok.Spec.RolloutRestartTargets) > 0 {
+		if err := r.restartTargets(ctx, tok, time.Unix(p.claims.IssuedAt, 0), &status.Conditions); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if len(tok.Spec.RolloutRestartTargets) == 0 {
+		meta.RemoveStatusCondition(&status.Conditions, ConditionRestartTargetsReady)
+	}
+	r.recordStatus(tok, status, in.want, p)
+	r.recordEvents(tok, p, setReadiness(&status.Conditions, tok.Generation, p.readiness))
+	if !equality.Semantic.DeepEqual(&tok.Status, status) {
+		tok.Status = *status
+		if err := r.Status().Update(ctx, tok); err != nil {
+			return ctrl.Result{}, fmt.Errorf("updating the status of DatasetteToken %s/%s: %w", tok.Namespace, tok.Name, err)
+		}
+	}
+	if p.mint != noMint {
+		tokenMints.WithLabelValues(string(p.mint)).Inc()
+	}
+	recordTokenMetrics(tok)
+	return ctrl.Result{RequeueAfter: p.requeueAfter}, nil
+}
+
+// recordStatus puts the token's dates in status when the Secret holds a token for the spec.
+func (r *DatasetteTokenReconciler) recordStatus(tok *datasettev1alpha1.DatasetteToken, status *datasettev1alpha1.DatasetteTokenStatus, want desiredToken, p plan) {
+	status.ObservedGeneration = tok.Generation
+	if p.token != "" || p.claims.IssuedAt != 0 {
+		status.SecretName = want.secretName
+		status.IssuedAt = &metav1.Time{Time: time.Unix(p.claims.IssuedAt, 0)}
+		status.ExpiresAt = timeOrNil(p.dates.expiresAt)
+		status.RenewalTime = timeOrNil(p.dates.renewAt)
+	}
+	if p.token == "" {
+		status.RenewalTime = nil // suspended, ended or failing: nothing is scheduled
+	}
+	status.LastRenewRequest = p.renewRequest
+}
+
+// recordEvents records a mint, and a change of Ready to a failure, suspension or end.
+func (r *DatasetteTokenReconciler) recordEvents(tok *datasettev1alpha1.DatasetteToken, p plan, readyChanged bool) {
+	if tok.Status.ObservedGeneration != tok.Generation {
+		if unknown := dstoken.UnknownActions(restrictionsFromSpec(tok.Spec.Restrictions)); len(unknown) > 0 {
+			r.Recorder.Eventf(tok, nil, corev1.EventTypeWarning, "UnknownAction", "Mint", "%s", truncate(
+				"Actions "+strings.Join(unknown, ", ")+" are not Datasette built-ins: written unabbreviated, as datasette create-token does (fine for plugin actions)", maxNote))
+		}
+	}
+	switch {
+	case p.mint != noMint:
+		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, mintEventReason(p.mint), "Mint", "%s", truncate(fmt.Sprintf("%s (%s)", p.readiness.message, p.mint), maxNote))
+	case readyChanged && p.readiness.severity != settled:
+		r.Recorder.Eventf(tok, nil, corev1.EventTypeWarning, p.readiness.reason, "Mint", "%s", truncate(p.readiness.message, maxNote))
+	case readyChanged && p.readiness.reason != ReasonIssued:
+		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, p.readiness.reason, "Mint", "%s", truncate(p.readiness.message, maxNote))
+	}
+}
+
+// writeSecret creates the output Secret, or patches what differs from the plan; it writes
+// nothing when the Secret is as it should be.
+func (r *DatasetteTokenReconciler) writeSecret(ctx context.Context, in *gathered, p plan) error {
+	tok := in.token
+	labels, annotations := secretMetadata(in.want, p)
+	if in.secret == nil {
+		secret := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: tok.Namespace, Name: in.want.secretName, Labels: labels, Annotations: annotations},
+			Type:       corev1.SecretTypeOpaque,
+			Data:       map[string][]byte{tokenKey: []byte(p.token)},
+		}
+		if err := controllerutil.SetControllerReference(tok, secret, r.Scheme()); err != nil {
+			return fmt.Errorf("owning Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+		}
+		if err := r.Create(ctx, secret); err != nil {
+			return fmt.Errorf("creating Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+		}
+		return nil
+	}
+	patch := secretPatch(in.secret, labels, annotations, p.token)
+	if patch == nil {
+		return nil
+	}
+	if err := r.Patch(ctx, in.secret.DeepCopy(), client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("updating Secret %s/%s: %w", in.secret.Namespace, in.secret.Name, err)
+	}
+	return nil
+}
+
+// secretMetadata is the metadata the operator keeps on an output Secret: the secretTemplate's,
+// its own on top, and the record of the template's keys.
+func secretMetadata(want desiredToken, p plan) (labels, annotations map[string]string) {
+	labels, annotations = maps.Clone(want.labels), maps.Clone(want.annotations)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	record := templateKeys{Labels: slices.Sorted(maps.Keys(want.labels)), Annotations: slices.Sorted(maps.Keys(want.annotations))}
+	if len(record.Labels)+len(record.Annotations) > 0 {
+		raw, _ := json.Marshal(record) // strings cannot fail to marshal
+		annotations[annotationTemplateKeys] = string(raw)
+	}
+	labels[managedByLabel] = managedByValue
+	annotations[annotationActor] = want.claims.Actor
+	annotations[annotationIssuedAt] = time.Unix(p.claims.IssuedAt, 0).UTC().Format(time.RFC3339)
+	if !p.dates.expiresAt.IsZero() {
+		annotations[annotationExpiresAt] = p.dates.expiresAt.UTC().Format(time.RFC3339)
+	}
+	return labels, annotations
+}
+
+// secretPatch is the JSON merge patch that brings a Secret (as the cache keeps it) to the given
+// labels, annotations and token, or nil when it is already there. Keys the template put there
+// before and no longer lists, and our own annotations no longer wanted, are removed; everyone
+// else's keys are left alone. The resourceVersion makes the patch fail with a conflict when the
+// Secret changed since it was read.
+func secretPatch(current *corev1.Secret, labels, annotations map[string]string, token string) []byte {
+	record := templateKeysOf(current.Annotations)
+	labelPatch := mapPatch(current.Labels, labels, record.Labels)
+	annotationPatch := mapPatch(current.Annotations, annotations, append(record.Annotations, annotationExpiresAt, annotationTemplateKeys))
+	tokenChanged := string(current.Data[tokenKey]) != token
+	if len(labelPatch) == 0 && len(annotationPatch) == 0 && !tokenChanged {
+		return nil
+	}
+	metadata := map[string]any{"resourceVersion": current.ResourceVersion}
+	if len(labelPatch) > 0 {
+		metadata["labels"] = labelPatch
+	}
+	if len(annotationPatch) > 0 {
+		metadata["annotations"] = annotationPatch
+	}
+	patch := map[string]any{"metadata": metadata}
+	if tokenChanged {
+		patch["data"] = map[string]string{tokenKey: base64.StdEncoding.EncodeToString([]byte(token))}
+	}
+	raw, _ := json.Marshal(patch) // maps of strings cannot fail to marshal
+	return raw
+}
+
+// mapPatch is the merge patch of one map: the wanted entries that differ, and null for each key
+// of removable that is present but no longer wanted.
+func mapPatch(current, want map[string]string, removable []string) map[string]any {
+	out := map[string]any{}
+	for k, v := range want {
+		if cur, ok := current[k]; !ok || cur != v {
+			out[k] = v
+		}
+	}
+	for _, k := range removable {
+		if _, present := current[k]; present {
+			if _, wanted := want[k]; !wanted {
+				out[k] = nil
+			}
+		}
+	}
+	return out
+}
+
+// restartTargets rolls every rollout restart target to the token issued at issuedAt, as
+// `kubectl rollout restart` does, and records the outcome as the RestartTargetsReady condition.
+// A missing target is reported, never an error; other API errors are returned for a retry.
+func (r *DatasetteTokenReconciler) restartTargets(ctx context.Context, tok *datasettev1alpha1.DatasetteToken, issuedAt time.Time, conditions *[]metav1.Condition) error {
+	at := issuedAt.UTC().Format(time.RFC3339)
+	patch := fmt.Appendf(nil, `{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, annotationRestartedAt, at)
+	var restarted, missing []string
+	for _, target := range tok.Spec.RolloutRestartTargets {
+		obj := workload(target.Kind)
+		obj.SetNamespace(tok.Namespace)
+		obj.SetName(target.Name)
+		name := target.Kind + "/" + target.Name
+		err := r.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch))
+		switch {
+		case apierrors.IsNotFound(err):
+			missing = append(missing, name)
+		case err != nil:
+			return fmt.Errorf("restarting %s in %s: %w", name, tok.Namespace, err)
+		default:
+			restarted = append(restarted, name)
+		}
+	}
+	condition := metav1.Condition{Type: ConditionRestartTargetsReady, Status: metav1.ConditionTrue, Reason: ReasonRestarted,
+		Message: truncate(fmt.Sprintf("restarted %s for the token issued at %s", strings.Join(restarted, ", "), at), maxNote), ObservedGeneration: tok.Generation}
+	if len(restarted) > 0 {
+		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, "RolloutRestarted", "Restart", "%s", condition.Message)
+	}
+	if len(missing) > 0 {
+		condition.Status, condition.Reason = metav1.ConditionFalse, ReasonTargetNotFound
+		condition.Message = truncate(fmt.Sprintf("not found: %s (the token was still issued)", strings.Join(missing, ", ")), maxNote)
+		r.Recorder.Eventf(tok, nil, corev1.EventTypeWarning, ReasonTargetNotFound, "Restart", "%s", condition.Message)
+	}
+	meta.SetStatusCondition(conditions, condition)
+	return nil
+}
+
+// workload returns an empty object of a rollout restart target's kind.
+func workload(kind string) client.Object {
+	switch kind {
+	case "StatefulSet":
+		return &appsv1.StatefulSet{}
+	case "DaemonSet":
+		return &appsv1.DaemonSet{}
+	default:
+		return &appsv1.Deployment{}
+	}
+}
+
+// isPermanent reports whether retrying a write cannot help: the API server refused its content
+// or the operator may not write there.
+func isPermanent(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err)
+}
+
+// isConflict reports whether a write lost a race with another writer.
+func isConflict(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
+}
+
+// scrubbed removes token from an API message, should the server have echoed it.
+func scrubbed(message, token string) string {
+	if token == "" {
+		return message
+	}
+	return strings.ReplaceAll(message, token, "[token]")
+}
+
+// truncate cuts s to at most n bytes, ending with an ellipsis when cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+func timeOrNil(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &metav1.Time{Time: t}
+}

@@ -1,0 +1,120 @@
+package controllers
+
+import (
+	"encoding/json"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
+)
+
+// What the operator keeps in memory. Every Secret carrying its managed-by label is cached, but
+// trimmed to what the controller reads; every other Secret is seen through a metadata watch
+// trimmed to its name and version.
+
+// maxTemplateRecord bounds the template-keys annotation the cache reads (64 label and 64
+// annotation keys of at most 317 characters fit well within it).
+const maxTemplateRecord = 48 << 10
+
+// CacheOptions returns the manager cache settings the controller relies on: Secrets are cached
+// only when they carry the operator's label, trimmed by trimOwnedSecret, and managed fields are
+// never kept.
+func CacheOptions() cache.Options {
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {
+				Label:     labels.SelectorFromSet(labels.Set{managedByLabel: managedByValue}),
+				Transform: trimOwnedSecret,
+			},
+		},
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
+}
+
+// trimOwnedSecret keeps of a labelled Secret only what the controller reads: its identity, the
+// labels and annotations the operator writes, its controller reference and its token (when no
+// larger than a token can be). Anyone can label a Secret, so a Secret without a DatasetteToken
+// controller reference keeps its identity only: a few hundred bytes.
+func trimOwnedSecret(obj any) (any, error) {
+	s, ok := obj.(*corev1.Secret)
+	if !ok {
+		return obj, nil
+	}
+	trimmed := &corev1.Secret{
+		TypeMeta: s.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: s.Name, Namespace: s.Namespace, UID: s.UID, ResourceVersion: s.ResourceVersion,
+			DeletionTimestamp: s.DeletionTimestamp,
+		},
+		Type: s.Type,
+	}
+	owner := metav1.GetControllerOfNoCopy(s)
+	if owner == nil || owner.Kind != "DatasetteToken" || owner.APIVersion != datasettev1alpha1.GroupVersion.String() {
+		return trimmed, nil
+	}
+	trimmed.OwnerReferences = []metav1.OwnerReference{*owner}
+	record := templateKeysOf(s.Annotations)
+	trimmed.Labels = keepKeys(s.Labels, func(k string) bool { return k == managedByLabel || slices.Contains(record.Labels, k) })
+	trimmed.Annotations = keepKeys(s.Annotations, func(k string) bool {
+		return ownAnnotation(k) || slices.Contains(record.Annotations, k)
+	})
+	if token := s.Data[tokenKey]; len(token) <= dstoken.MaxTokenSize {
+		trimmed.Data = map[string][]byte{tokenKey: token}
+	}
+	return trimmed, nil
+}
+
+// ownAnnotation reports whether the operator writes annotation key on every output Secret.
+func ownAnnotation(key string) bool {
+	switch key {
+	case annotationActor, annotationIssuedAt, annotationExpiresAt, annotationTemplateKeys:
+		return true
+	}
+	return false
+}
+
+// templateKeys is the record, on an output Secret, of the keys its secretTemplate put there.
+type templateKeys struct {
+	Labels      []string `json:"labels,omitempty"`
+	Annotations []string `json:"annotations,omitempty"`
+}
+
+// templateKeysOf reads the record; a missing, oversized or malformed one reads as empty.
+func templateKeysOf(annotations map[string]string) templateKeys {
+	var record templateKeys
+	raw := annotations[annotationTemplateKeys]
+	if raw == "" || len(raw) > maxTemplateRecord || json.Unmarshal([]byte(raw), &record) != nil {
+		return templateKeys{}
+	}
+	return record
+}
+
+// keepKeys returns the entries of m whose key passes keep, or nil when none does.
+func keepKeys(m map[string]string, keep func(string) bool) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		if keep(k) {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// keepIdentityOnly trims a Secret's metadata, in the metadata watch, to what the controller
+// needs: which Secret it is and which version. Labels and annotations (which may be large) are
+// dropped.
+func keepIdentityOnly(obj any) (any, error) {
+	if m, ok := obj.(*metav1.PartialObjectMetadata); ok {
+		m.ObjectMeta = metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, ResourceVersion: m.ResourceVersion}
+	}
+	return obj, nil
+}

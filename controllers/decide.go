@@ -1,0 +1,252 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
+)
+
+// gathered is everything Reconcile read for one DatasetteToken. decide turns it into a plan
+// without any API call; apply carries the plan out.
+type gathered struct {
+	// token is the DatasetteToken.
+	token *datasettev1alpha1.DatasetteToken
+	// want is what its spec asks for; specErr says why it cannot be served as it is.
+	want    desiredToken
+	specErr error
+	// signing is where the key comes from, and what was found there.
+	signing signingFacts
+	// secret is the output Secret as the operator's cache keeps it (trimmed), nil when missing.
+	secret *corev1.Secret
+	// staleSecret is an owned Secret left under an earlier secretName, nil when none.
+	staleSecret *corev1.Secret
+}
+
+// signingFacts are what gather found out about the token's signing key.
+type signingFacts struct {
+	// source names where the key comes from, for messages: `Secret "datasette"`,
+	// `ClusterDatasetteSigner "prod"`.
+	source string
+	// viaSigner: the token names a signer (else a signing Secret).
+	viaSigner bool
+	// signerFound, namespaceAllowed and settings describe the signer, when viaSigner.
+	signerFound      bool
+	namespaceAllowed bool
+	settings         datasettev1alpha1.SignerSettings
+	// secret and keyName say which Secret key holds the key.
+	secret  string
+	keyName string
+	// key is what the key cache found.
+	key keyLookup
+}
+
+// mintReason says why a token is minted; it labels the mint counter and the events.
+type mintReason string
+
+const (
+	// noMint: the current token is valid, current and matches the spec.
+	noMint mintReason = ""
+	// mintIssue: there is no token yet, or the spec asks for other claims.
+	mintIssue mintReason = "issue"
+	// mintRenewal: the renewal time has come.
+	mintRenewal mintReason = "renewal"
+	// mintRotation: the token was signed with the previous key.
+	mintRotation mintReason = "rotation"
+	// mintRepair: the token was removed, edited, is not byte for byte a token the operator would
+	// mint, or does not verify under any key the operator knows.
+	mintRepair mintReason = "repair"
+	// mintManual: the renew-requested-at annotation has a new value.
+	mintManual mintReason = "manual"
+)
+
+// plan is what reconciling one DatasetteToken should do.
+type plan struct {
+	// readiness is the Ready condition to record.
+	readiness readiness
+	// mint says why a new token is minted, or noMint.
+	mint mintReason
+	// token is the token the Secret must hold (new or kept); "" means the Secret is not written.
+	token string
+	// claims are token's claims; dates are its dates.
+	claims dstoken.Claims
+	dates  tokenDates
+	// restart says whether to restart the rollout targets for token.
+	restart bool
+	// renewRequest is the renew-requested-at value handled, recorded in the status.
+	renewRequest string
+	// requeueAfter is when to look again (renewal, expiry, notAfter); zero for never.
+	requeueAfter time.Duration
+}
+
+// decide is the DatasetteToken controller's decision, a pure function of what was gathered and
+// the time: the Ready condition, whether and why to mint, and what the Secret must hold.
+func decide(in *gathered, now time.Time) plan {
+	tok := in.token
+	p := plan{renewRequest: tok.Status.LastRenewRequest}
+	if in.specErr != nil {
+		p.readiness = notReady(stalled, ReasonInvalidSpec, in.specErr.Error())
+		return p
+	}
+	if r, ok := signingFailure(in); !ok {
+		p.readiness = r
+		return p
+	}
+	if secretOwnership(in.secret, tok) == secretForeign {
+		p.readiness = notReady(stalled, ReasonSecretConflict, fmt.Sprintf(
+			"Secret %q exists and is not owned by this DatasetteToken; choose another spec.secretName or delete that Secret", in.want.secretName))
+		return p
+	}
+
+	want, minter := in.want, in.signing.key.minter
+	maxTTL := durationOf(in.signing.settings.MaxSignedTokensTTL)
+	kept := keptToken(in, minter)
+	if kept.Canonical {
+		p.claims, _ = want.claimsAt(time.Unix(kept.IssuedAt, 0))
+		p.dates = want.datesOf(p.claims, maxTTL)
+	}
+	keptValid := kept.Canonical && (p.dates.expiresAt.IsZero() || now.Before(p.dates.expiresAt))
+
+	if tok.Spec.Suspend {
+		p.requeueAfter = untilAfter(now, p.dates.expiresAt)
+		if keptValid {
+			p.readiness = ready(ReasonSuspended, fmt.Sprintf("suspended: nothing is minted; the token in Secret %q stays valid until it expires", want.secretName))
+		} else {
+			p.readiness = notReady(settled, ReasonSuspended, fmt.Sprintf("suspended: nothing is minted, and Secret %q holds no valid token for the spec", want.secretName))
+		}
+		return p
+	}
+	claims, mintable := want.claimsAt(now)
+	if !mintable {
+		p.readiness = notReady(settled, ReasonEnded, fmt.Sprintf("spec.notAfter (%s) has passed: no token is minted any more", want.notAfter.UTC().Format(time.RFC3339)))
+		return p
+	}
+
+	p.mint = mintDecision(in, kept, p.dates, now)
+	if p.mint == noMint {
+		p.token = string(in.secret.Data[tokenKey])
+	} else {
+		token, err := minter.MintChecked(claims)
+		if err != nil {
+			p.readiness = notReady(stalled, ReasonInvalidSpec, tooLargeMessage(err))
+			p.mint = noMint
+			return p
+		}
+		p.token, p.claims = token, claims
+		p.dates = want.datesOf(claims, maxTTL)
+		p.renewRequest = tok.Annotations[annotationRenewRequestedAt]
+	}
+	// Restart the targets whenever the token differs from the one the status last recorded
+	// (not at the first issue): also when a previous reconcile wrote the Secret but failed
+	// before its status.
+	last := tok.Status.IssuedAt
+	p.restart = last != nil && (p.mint != noMint || last.Unix() != p.claims.IssuedAt)
+	p.readiness = ready(ReasonIssued, fmt.Sprintf("Secret %q holds a token for actor %q", want.secretName, want.claims.Actor))
+	switch {
+	case !p.dates.renewAt.IsZero():
+		p.requeueAfter = max(p.dates.renewAt.Sub(now), time.Second)
+	case !want.notAfter.IsZero():
+		p.requeueAfter = untilAfter(now, want.notAfter)
+	}
+	return p
+}
+
+// signingFailure says why the token cannot be signed, if it cannot: ok is false then.
+func signingFailure(in *gathered) (r readiness, ok bool) {
+	s := in.signing
+	switch {
+	case s.viaSigner && !s.signerFound:
+		return notReady(waiting, ReasonSignerNotFound, fmt.Sprintf("%s not found", s.source)), false
+	case s.viaSigner && !s.namespaceAllowed:
+		return notReady(stalled, ReasonNamespaceNotAllowed, fmt.Sprintf(
+			"%s does not select namespace %q (its spec.namespaceSelector)", s.source, in.token.Namespace)), false
+	}
+	if msg := policyViolation(s.settings.Policy, s.source, in.want.claims, in.want.lifetime); msg != "" {
+		return notReady(stalled, ReasonPolicyViolation, msg), false
+	}
+	switch {
+	case !s.key.secretFound && s.viaSigner:
+		return notReady(waiting, ReasonSignerNotReady, fmt.Sprintf("%s: its Secret %s is not found", s.source, s.secret)), false
+	case !s.key.secretFound:
+		return notReady(waiting, ReasonSigningSecretNotFound, fmt.Sprintf("signing Secret %s not found", s.secret)), false
+	case s.key.minter == nil && s.viaSigner:
+		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf("%s: its Secret %s has no key %q, or it is empty", s.source, s.secret, s.keyName)), false
+	case s.key.minter == nil:
+		return notReady(stalled, ReasonSigningKeyMissing, fmt.Sprintf("signing Secret %s has no key %q, or it is empty", s.secret, s.keyName)), false
+	}
+	return readiness{}, true
+}
+
+// keptToken compares the token in the output Secret with the one the spec asks for, at the
+// token's own issue time: verified first, decoded only when it verified.
+func keptToken(in *gathered, minter *dstoken.Minter) dstoken.Comparison {
+	if in.secret == nil || len(in.secret.Data[tokenKey]) == 0 {
+		return dstoken.Comparison{KeyIndex: -1}
+	}
+	token := string(in.secret.Data[tokenKey])
+	cmp := minter.Compare(token, in.want.claims)
+	if cmp.Verified && !cmp.SameClaims && !in.want.notAfter.IsZero() {
+		// With notAfter, "d" depends on the issue time: compare again with the token's own.
+		if c, ok := in.want.claimsAt(time.Unix(cmp.IssuedAt, 0)); ok {
+			cmp = minter.Compare(token, c)
+		}
+	}
+	return cmp
+}
+
+// mintDecision says why the kept token must be replaced, or noMint. It mints only when the
+// token is missing, is not byte for byte what the operator would mint for the spec with the
+// current key, its renewal time has come, or a new renewal was requested.
+func mintDecision(in *gathered, kept dstoken.Comparison, dates tokenDates, now time.Time) mintReason {
+	tok := in.token
+	switch {
+	case in.secret == nil && tok.Status.IssuedAt == nil:
+		return mintIssue
+	case in.secret == nil, !kept.Verified:
+		return mintRepair
+	case kept.KeyIndex > 0:
+		return mintRotation
+	case !kept.SameClaims:
+		return mintIssue
+	case !kept.Canonical:
+		return mintRepair
+	case !dates.renewAt.IsZero() && !now.Before(dates.renewAt):
+		return mintRenewal
+	}
+	if req := tok.Annotations[annotationRenewRequestedAt]; req != "" && req != tok.Status.LastRenewRequest {
+		return mintManual
+	}
+	return noMint
+}
+
+// tooLargeMessage explains a spec whose token would not fit.
+func tooLargeMessage(err error) string {
+	if errors.Is(err, dstoken.ErrTooLarge) {
+		return fmt.Sprintf("the token would be too large for a Secret (%v): list fewer or shorter restrictions", err)
+	}
+	return err.Error()
+}
+
+// untilAfter is how long from now until t has passed (at least a second); zero when t is zero.
+func untilAfter(now, t time.Time) time.Duration {
+	if t.IsZero() {
+		return 0
+	}
+	return max(t.Sub(now)+time.Second, time.Second)
+}
+
+// mintEventReason names the event for a mint: Issued, Renewed or Reminted.
+func mintEventReason(reason mintReason) string {
+	switch reason {
+	case mintRenewal, mintManual:
+		return "Renewed"
+	case mintRotation, mintRepair:
+		return "Reminted"
+	default:
+		return "Issued"
+	}
+}

@@ -1,0 +1,419 @@
+package controllers
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
+)
+
+func TestEffectiveLifetime(t *testing.T) {
+	tests := []struct {
+		name         string
+		expiresAfter int64
+		maxTTL       time.Duration
+		want         time.Duration
+	}{
+		{"no d, no max: never expires", 0, 0, 0},
+		{"d, no max", 3600, 0, time.Hour},
+		{"no d: the max applies (Datasette caps a missing d)", 0, 24 * time.Hour, 24 * time.Hour},
+		{"d shorter than max", 3600, 24 * time.Hour, time.Hour},
+		{"d equal to max", 86400, 24 * time.Hour, 24 * time.Hour},
+		{"d longer than max", 7 * 86400, 24 * time.Hour, 24 * time.Hour},
+	}
+	for _, tt := range tests {
+		if got := effectiveLifetime(tt.expiresAfter, tt.maxTTL); got != tt.want {
+			t.Errorf("%s: effectiveLifetime(%d, %s) = %s, want %s", tt.name, tt.expiresAfter, tt.maxTTL, got, tt.want)
+		}
+	}
+}
+
+func TestClaimsAtAndDates(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	tests := []struct {
+		name      string
+		want      desiredToken
+		maxTTL    time.Duration
+		at        time.Time
+		mintable  bool
+		d         int64
+		expiresAt time.Time
+		renewAt   time.Time
+	}{
+		{name: "never expires", want: desiredToken{}, at: t0, mintable: true},
+		{name: "default renewal at two thirds", want: desiredToken{lifetime: 3 * time.Hour, claims: dstoken.Claims{ExpiresAfter: 10800}},
+			at: t0, mintable: true, d: 10800, expiresAt: t0.Add(3 * time.Hour), renewAt: t0.Add(2 * time.Hour)},
+		{name: "a third in whole seconds", want: desiredToken{lifetime: 100 * time.Second, claims: dstoken.Claims{ExpiresAfter: 100}},
+			at: t0, mintable: true, d: 100, expiresAt: t0.Add(100 * time.Second), renewAt: t0.Add(67 * time.Second)},
+		{name: "explicit renewBefore", want: desiredToken{lifetime: time.Hour, renewBefore: time.Minute, claims: dstoken.Claims{ExpiresAfter: 3600}},
+			at: t0, mintable: true, d: 3600, expiresAt: t0.Add(time.Hour), renewAt: t0.Add(59 * time.Minute)},
+		{name: "max TTL shortens the dates, not d", want: desiredToken{lifetime: 48 * time.Hour, claims: dstoken.Claims{ExpiresAfter: 172800}},
+			maxTTL: 24 * time.Hour, at: t0, mintable: true, d: 172800, expiresAt: t0.Add(24 * time.Hour), renewAt: t0.Add(16 * time.Hour)},
+		{name: "max TTL dates a token without d", want: desiredToken{}, maxTTL: 3 * time.Hour,
+			at: t0, mintable: true, expiresAt: t0.Add(3 * time.Hour), renewAt: t0.Add(2 * time.Hour)},
+		{name: "renewBefore longer than the max TTL falls back to a third", want: desiredToken{lifetime: 48 * time.Hour, renewBefore: 30 * time.Hour, claims: dstoken.Claims{ExpiresAfter: 172800}},
+			maxTTL: 24 * time.Hour, at: t0, mintable: true, d: 172800, expiresAt: t0.Add(24 * time.Hour), renewAt: t0.Add(16 * time.Hour)},
+		{name: "notAfter caps d and ends renewal", want: desiredToken{lifetime: 24 * time.Hour, claims: dstoken.Claims{ExpiresAfter: 86400}, notAfter: t0.Add(90*time.Minute + 500*time.Millisecond)},
+			at: t0, mintable: true, d: 5400, expiresAt: t0.Add(90 * time.Minute)},
+		{name: "notAfter gives a never-expiring spec an end", want: desiredToken{notAfter: t0.Add(time.Hour)},
+			at: t0, mintable: true, d: 3600, expiresAt: t0.Add(time.Hour)},
+		{name: "notAfter far away: renewed as usual", want: desiredToken{lifetime: time.Hour, claims: dstoken.Claims{ExpiresAfter: 3600}, notAfter: t0.Add(48 * time.Hour)},
+			at: t0, mintable: true, d: 3600, expiresAt: t0.Add(time.Hour), renewAt: t0.Add(40 * time.Minute)},
+		{name: "notAfter passed", want: desiredToken{lifetime: time.Hour, claims: dstoken.Claims{ExpiresAfter: 3600}, notAfter: t0.Add(-time.Second)},
+			at: t0, mintable: false},
+		{name: "less than a second left", want: desiredToken{notAfter: t0.Add(999 * time.Millisecond)}, at: t0, mintable: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, ok := tt.want.claimsAt(tt.at)
+			if ok != tt.mintable {
+				t.Fatalf("mintable = %v, want %v", ok, tt.mintable)
+			}
+			if !ok {
+				return
+			}
+			if c.IssuedAt != tt.at.Unix() || c.ExpiresAfter != tt.d {
+				t.Errorf("claims t=%d d=%d, want t=%d d=%d", c.IssuedAt, c.ExpiresAfter, tt.at.Unix(), tt.d)
+			}
+			dates := tt.want.datesOf(c, tt.maxTTL)
+			if !dates.expiresAt.Equal(tt.expiresAt) || !dates.renewAt.Equal(tt.renewAt) {
+				t.Errorf("dates %+v, want expiresAt %s renewAt %s", dates, tt.expiresAt, tt.renewAt)
+			}
+		})
+	}
+}
+
+func TestPolicyViolation(t *testing.T) {
+	actions := func(a ...string) []datasettev1alpha1.Action {
+		out := make([]datasettev1alpha1.Action, len(a))
+		for i, s := range a {
+			out[i] = datasettev1alpha1.Action(s)
+		}
+		return out
+	}
+	patterns := func(p ...string) []datasettev1alpha1.ActorPattern {
+		out := make([]datasettev1alpha1.ActorPattern, len(p))
+		for i, s := range p {
+			out[i] = datasettev1alpha1.ActorPattern(s)
+		}
+		return out
+	}
+	policy := &datasettev1alpha1.SigningPolicy{
+		Actors:              &datasettev1alpha1.ActorPolicy{Allowed: patterns("ci-*", "report-bot", "root"), Denied: patterns("root", "ci-admin*")},
+		MaxExpiresAfter:     &metav1.Duration{Duration: 168 * time.Hour},
+		RequireRestrictions: true,
+		AllowedActions:      actions("view-instance", "view-database", "insert-row"),
+	}
+	restricted := dstoken.Restrictions{All: []string{"view-instance"}, Databases: []dstoken.DatabaseActions{{Database: "db", Actions: []string{"view-database"}}}}
+	tests := []struct {
+		name     string
+		policy   *datasettev1alpha1.SigningPolicy
+		claims   dstoken.Claims
+		lifetime time.Duration
+		want     string
+	}{
+		{name: "no policy allows anything", claims: dstoken.Claims{Actor: "root"}},
+		{name: "allowed", policy: policy, claims: dstoken.Claims{Actor: "ci-42", Restrictions: restricted}, lifetime: time.Hour},
+		{name: "allowed by exact name", policy: policy, claims: dstoken.Claims{Actor: "report-bot", Restrictions: restricted}, lifetime: time.Hour},
+		{name: "denied before allowed", policy: policy, claims: dstoken.Claims{Actor: "root", Restrictions: restricted}, lifetime: time.Hour,
+			want: `actor "root" is denied by ClusterDatasetteSigner "prod" (pattern "root")`},
+		{name: "denied by glob", policy: policy, claims: dstoken.Claims{Actor: "ci-admin-1", Restrictions: restricted}, lifetime: time.Hour,
+			want: `actor "ci-admin-1" is denied`},
+		{name: "not allowed", policy: policy, claims: dstoken.Claims{Actor: "mallory", Restrictions: restricted}, lifetime: time.Hour,
+			want: `actor "mallory" is not allowed by ClusterDatasetteSigner "prod"`},
+		{name: "glob does not cross a slash", policy: policy, claims: dstoken.Claims{Actor: "ci-a/b", Restrictions: restricted}, lifetime: time.Hour,
+			want: "is not allowed"},
+		{name: "never expires", policy: policy, claims: dstoken.Claims{Actor: "ci-1", Restrictions: restricted},
+			want: "requires expiresAfter (at most 168h0m0s)"},
+		{name: "too long", policy: policy, claims: dstoken.Claims{Actor: "ci-1", Restrictions: restricted}, lifetime: 169 * time.Hour,
+			want: "expiresAfter 169h0m0s is longer than"},
+		{name: "exactly the maximum", policy: policy, claims: dstoken.Claims{Actor: "ci-1", Restrictions: restricted}, lifetime: 168 * time.Hour},
+		{name: "unrestricted", policy: policy, claims: dstoken.Claims{Actor: "ci-1"}, lifetime: time.Hour, want: "requires restrictions"},
+		{name: "action not allowed", policy: policy, lifetime: time.Hour, claims: dstoken.Claims{Actor: "ci-1", Restrictions: dstoken.Restrictions{
+			Resources: []dstoken.ResourceActions{{Database: "db", Resource: "t", Actions: []string{"insert-row", "drop-table"}}}}},
+			want: `action "drop-table" is not allowed`},
+		{name: "malformed glob matches nothing", policy: &datasettev1alpha1.SigningPolicy{Actors: &datasettev1alpha1.ActorPolicy{Allowed: patterns("[")}},
+			claims: dstoken.Claims{Actor: "["}, want: "is not allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := policyViolation(tt.policy, `ClusterDatasetteSigner "prod"`, tt.claims, tt.lifetime)
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Errorf("policyViolation = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// decideFixture builds gathered inputs around one token, key and output Secret.
+type decideFixture struct {
+	key    []byte
+	t0     time.Time
+	tok    *datasettev1alpha1.DatasetteToken
+	want   desiredToken
+	minter *dstoken.Minter
+}
+
+func newDecideFixture(t *testing.T) *decideFixture {
+	t.Helper()
+	f := &decideFixture{key: []byte("signing-key"), t0: time.Unix(1_700_000_000, 0)}
+	f.tok = &datasettev1alpha1.DatasetteToken{
+		ObjectMeta: metav1.ObjectMeta{Name: "tok", Namespace: "ns", UID: "uid-1", Generation: 1},
+		Spec: datasettev1alpha1.DatasetteTokenSpec{Actor: "bot", ExpiresAfter: &metav1.Duration{Duration: time.Hour},
+			RenewBefore:      &metav1.Duration{Duration: 20 * time.Minute},
+			SigningSecretRef: &datasettev1alpha1.SecretKeyRef{Name: "ds"},
+			Restrictions:     &datasettev1alpha1.Restrictions{All: []datasettev1alpha1.Action{"view-instance"}}},
+	}
+	var err error
+	if f.want, err = desiredFromSpec(f.tok); err != nil {
+		t.Fatal(err)
+	}
+	f.minter = dstoken.NewMinter(f.key)
+	return f
+}
+
+// token mints claims (at t0 unless set) with key.
+func (f *decideFixture) token(key []byte, c dstoken.Claims) string {
+	if c.IssuedAt == 0 {
+		c.IssuedAt = f.t0.Unix()
+	}
+	return dstoken.NewMinter(key).Mint(c)
+}
+
+// gathered returns inputs with an owned Secret holding token ("" for no Secret at all).
+func (f *decideFixture) gathered(token string, minter *dstoken.Minter) *gathered {
+	in := &gathered{token: f.tok, want: f.want, signing: signingFacts{key: keyLookup{secretFound: true, minter: minter}}}
+	if token != "-" {
+		in.secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tok", OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: "datasette.io/v1alpha1", Kind: "DatasetteToken", Name: "tok", UID: "uid-1", Controller: ptr.To(true)}}},
+			Data: map[string][]byte{tokenKey: []byte(token)}}
+	}
+	return in
+}
+
+func TestDecide(t *testing.T) {
+	f := newDecideFixture(t)
+	current := f.token(f.key, f.want.claims)
+	other := f.want.claims
+	other.Actor = "someone-else"
+	issuedBefore := func(tok *datasettev1alpha1.DatasetteToken) { tok.Status.IssuedAt = &metav1.Time{Time: f.t0} }
+	tests := []struct {
+		name    string
+		token   string // "-": no Secret
+		minter  *dstoken.Minter
+		mutate  func(*datasettev1alpha1.DatasetteToken)
+		gather  func(*gathered)
+		now     time.Time
+		mint    mintReason
+		reason  string
+		sev     severity
+		restart bool
+	}{
+		{name: "first issue", token: "-", mint: mintIssue, reason: ReasonIssued},
+		{name: "secret deleted", token: "-", mutate: issuedBefore, mint: mintRepair, reason: ReasonIssued, restart: true},
+		{name: "token key emptied", token: "", mutate: issuedBefore, mint: mintRepair, reason: ReasonIssued, restart: true},
+		{name: "not a token", token: "hello", mint: mintRepair, reason: ReasonIssued},
+		{name: "valid and current", token: current, now: f.t0.Add(time.Minute), reason: ReasonIssued},
+		{name: "just before renewal", token: current, now: f.t0.Add(40*time.Minute - time.Nanosecond), reason: ReasonIssued},
+		{name: "renewal time", token: current, now: f.t0.Add(40 * time.Minute), mint: mintRenewal, reason: ReasonIssued},
+		{name: "expired", token: current, now: f.t0.Add(2 * time.Hour), mint: mintRenewal, reason: ReasonIssued},
+		{name: "key rotated", token: f.token([]byte("old-key"), f.want.claims), minter: dstoken.NewMinter(f.key, []byte("old-key")),
+			mint: mintRotation, reason: ReasonIssued},
+		{name: "signed by an unknown key", token: f.token([]byte("forger"), other), mint: mintRepair, reason: ReasonIssued},
+		{name: "signature edited", token: current[:len(current)-1] + "A", mint: mintRepair, reason: ReasonIssued},
+		{name: "lenient variant: padding", token: current + "==", mint: mintRepair, reason: ReasonIssued},
+		{name: "lenient variant: newlines", token: current + "\n\n", mint: mintRepair, reason: ReasonIssued},
+		{name: "spec changed", token: f.token(f.key, other), mint: mintIssue, reason: ReasonIssued},
+		{name: "renew requested", token: current, mutate: func(tok *datasettev1alpha1.DatasetteToken) {
+			tok.Annotations = map[string]string{annotationRenewRequestedAt: "now"}
+			tok.Status.IssuedAt = &metav1.Time{Time: f.t0}
+		}, mint: mintManual, reason: ReasonIssued, restart: true},
+		{name: "renew request already handled", token: current, mutate: func(tok *datasettev1alpha1.DatasetteToken) {
+			tok.Annotations = map[string]string{annotationRenewRequestedAt: "now"}
+			tok.Status.LastRenewRequest = "now"
+		}, reason: ReasonIssued},
+		{name: "restart pending from an interrupted reconcile", token: current, mutate: func(tok *datasettev1alpha1.DatasetteToken) {
+			tok.Status.IssuedAt = &metav1.Time{Time: f.t0.Add(-time.Hour)}
+		}, reason: ReasonIssued, restart: true},
+		{name: "suspended with a valid token", token: current, mutate: func(tok *datasettev1alpha1.DatasetteToken) { tok.Spec.Suspend = true },
+			now: f.t0.Add(50 * time.Minute), reason: ReasonSuspended},
+		{name: "suspended past expiry", token: current, mutate: func(tok *datasettev1alpha1.DatasetteToken) { tok.Spec.Suspend = true },
+			now: f.t0.Add(2 * time.Hour), reason: ReasonSuspended, sev: settled},
+		{name: "suspended with no Secret", token: "-", mutate: func(tok *datasettev1alpha1.DatasetteToken) { tok.Spec.Suspend = true },
+			reason: ReasonSuspended},
+		{name: "ended", token: current, gather: func(in *gathered) { in.want.notAfter = f.t0 }, reason: ReasonEnded},
+		{name: "foreign Secret", token: current, gather: func(in *gathered) { in.secret.OwnerReferences = nil }, reason: ReasonSecretConflict, sev: stalled},
+		{name: "invalid spec", token: "-", gather: func(in *gathered) { in.specErr = errTest }, reason: ReasonInvalidSpec, sev: stalled},
+		{name: "signing Secret not found", token: "-", gather: func(in *gathered) { in.signing.key = keyLookup{} },
+			reason: ReasonSigningSecretNotFound, sev: waiting},
+		{name: "signing key missing", token: "-", gather: func(in *gathered) { in.signing.key.minter = nil },
+			reason: ReasonSigningKeyMissing, sev: stalled},
+		{name: "signer not found", token: "-", gather: func(in *gathered) { in.signing.viaSigner = true },
+			reason: ReasonSignerNotFound, sev: waiting},
+		{name: "namespace not selected", token: "-", gather: func(in *gathered) { in.signing.viaSigner, in.signing.signerFound = true, true },
+			reason: ReasonNamespaceNotAllowed, sev: stalled},
+		{name: "signer's Secret not found", token: "-", gather: func(in *gathered) {
+			in.signing = signingFacts{viaSigner: true, signerFound: true, namespaceAllowed: true}
+		}, reason: ReasonSignerNotReady, sev: waiting},
+		{name: "policy violation writes nothing", token: current, gather: func(in *gathered) {
+			in.signing.viaSigner, in.signing.signerFound, in.signing.namespaceAllowed = true, true, true
+			in.signing.settings.Policy = &datasettev1alpha1.SigningPolicy{Actors: &datasettev1alpha1.ActorPolicy{Denied: []datasettev1alpha1.ActorPattern{"bot"}}}
+		}, reason: ReasonPolicyViolation, sev: stalled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f.tok = f.tok.DeepCopy()
+			f.tok.Spec.Suspend, f.tok.Annotations, f.tok.Status = false, nil, datasettev1alpha1.DatasetteTokenStatus{}
+			if tt.mutate != nil {
+				tt.mutate(f.tok)
+			}
+			minter := f.minter
+			if tt.minter != nil {
+				minter = tt.minter
+			}
+			in := f.gathered(tt.token, minter)
+			if tt.gather != nil {
+				tt.gather(in)
+			}
+			now := tt.now
+			if now.IsZero() {
+				now = f.t0
+			}
+			p := decide(in, now)
+			if p.mint != tt.mint || p.readiness.reason != tt.reason || p.readiness.severity != tt.sev || p.restart != tt.restart {
+				t.Fatalf("decide = mint %q, %s (severity %d), restart %v; want %q, %s (%d), %v: %s",
+					p.mint, p.readiness.reason, p.readiness.severity, p.restart, tt.mint, tt.reason, tt.sev, tt.restart, p.readiness.message)
+			}
+			switch {
+			case p.mint != noMint:
+				if p.token == "" || minter.Compare(p.token, f.want.claims).Canonical != true {
+					t.Errorf("minted token is not canonical for the spec")
+				}
+			case p.token != "" && p.token != tt.token:
+				t.Errorf("kept token changed")
+			}
+			if p.readiness.severity != settled && p.token != "" {
+				t.Errorf("a failure must write nothing")
+			}
+		})
+	}
+}
+
+var errTest = jsonError("test error")
+
+type jsonError string
+
+func (e jsonError) Error() string { return string(e) }
+
+func TestDecideTooLargeIsInvalidSpec(t *testing.T) {
+	f := newDecideFixture(t)
+	in := f.gathered("-", f.minter)
+	for i := range 1024 {
+		in.want.claims.Restrictions.Databases = append(in.want.claims.Restrictions.Databases, dstoken.DatabaseActions{
+			Database: strings.Repeat("d", 1000) + string(rune('a'+i%26)) + strings.Repeat("x", i), Actions: []string{"view-database"}})
+	}
+	p := decide(in, f.t0)
+	if p.readiness.reason != ReasonInvalidSpec || p.readiness.severity != stalled || p.token != "" || p.mint != noMint {
+		t.Fatalf("decide = %+v", p.readiness)
+	}
+	if !strings.Contains(p.readiness.message, "too large") {
+		t.Errorf("message %q", p.readiness.message)
+	}
+}
+
+func TestSecretPatch(t *testing.T) {
+	record := func(labels, annotations []string) string {
+		raw, _ := json.Marshal(templateKeys{Labels: labels, Annotations: annotations})
+		return string(raw)
+	}
+	current := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "7",
+		Labels:      map[string]string{managedByLabel: managedByValue, "team": "data", "old": "x"},
+		Annotations: map[string]string{annotationActor: "bot", annotationTemplateKeys: record([]string{"old", "team"}, nil), annotationExpiresAt: "then"}},
+		Data: map[string][]byte{tokenKey: []byte("tok")}}
+	tests := []struct {
+		name        string
+		labels      map[string]string
+		annotations map[string]string
+		token       string
+		want        string
+	}{
+		{name: "nothing differs", labels: map[string]string{managedByLabel: managedByValue, "team": "data", "old": "x"},
+			annotations: map[string]string{annotationActor: "bot", annotationTemplateKeys: record([]string{"old", "team"}, nil), annotationExpiresAt: "then"}, token: "tok"},
+		{name: "a template key removed; others' keys stay", labels: map[string]string{managedByLabel: managedByValue, "team": "data"},
+			annotations: map[string]string{annotationActor: "bot", annotationTemplateKeys: record([]string{"team"}, nil), annotationExpiresAt: "then"}, token: "tok",
+			want: `{"metadata":{"annotations":{"datasette.io/template-keys":"{\"labels\":[\"team\"]}"},"labels":{"old":null},"resourceVersion":"7"}}`},
+		{name: "new token, expiry gone", labels: map[string]string{managedByLabel: managedByValue, "team": "data", "old": "x"},
+			annotations: map[string]string{annotationActor: "bot", annotationTemplateKeys: record([]string{"old", "team"}, nil)}, token: "new",
+			want: `{"data":{"token":"bmV3"},"metadata":{"annotations":{"datasette.io/expires-at":null},"resourceVersion":"7"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := secretPatch(current, tt.labels, tt.annotations, tt.token)
+			if string(got) != tt.want {
+				t.Errorf("patch\n got %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSecretMetadata(t *testing.T) {
+	want := desiredToken{claims: dstoken.Claims{Actor: "bot"},
+		labels: map[string]string{"team": "data", managedByLabel: "someone"}, annotations: map[string]string{"note": "x"}}
+	p := plan{claims: dstoken.Claims{IssuedAt: 1_700_000_000}, dates: tokenDates{expiresAt: time.Unix(1_700_003_600, 0)}}
+	labels, annotations := secretMetadata(want, p)
+	if labels[managedByLabel] != managedByValue || labels["team"] != "data" {
+		t.Errorf("labels %v: the template must not override the operator's label", labels)
+	}
+	if annotations["note"] != "x" || annotations[annotationActor] != "bot" ||
+		annotations[annotationIssuedAt] != "2023-11-14T22:13:20Z" || annotations[annotationExpiresAt] != "2023-11-14T23:13:20Z" ||
+		annotations[annotationTemplateKeys] != `{"labels":["app.kubernetes.io/managed-by","team"],"annotations":["note"]}` {
+		t.Errorf("annotations %v", annotations)
+	}
+}
+
+func TestTrimOwnedSecret(t *testing.T) {
+	owner := metav1.OwnerReference{APIVersion: "datasette.io/v1alpha1", Kind: "DatasetteToken", Name: "tok", UID: "u", Controller: ptr.To(true)}
+	big := strings.Repeat("x", 1<<20)
+	secret := func(refs ...metav1.OwnerReference) *corev1.Secret {
+		return &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns", ResourceVersion: "1", OwnerReferences: refs,
+				Labels:      map[string]string{managedByLabel: managedByValue, "team": "data", "others": "y"},
+				Annotations: map[string]string{annotationActor: "bot", annotationTemplateKeys: `{"labels":["team"]}`, "kubectl.kubernetes.io/last-applied-configuration": big},
+				Finalizers:  []string{"x"}},
+			Data: map[string][]byte{tokenKey: []byte("dstok_x"), "other": []byte(big)},
+		}
+	}
+	got, _ := trimOwnedSecret(secret(owner))
+	s := got.(*corev1.Secret)
+	if len(s.Labels) != 2 || s.Labels["team"] != "data" || len(s.Annotations) != 2 || len(s.Data) != 1 || string(s.Data[tokenKey]) != "dstok_x" ||
+		len(s.OwnerReferences) != 1 || s.Finalizers != nil {
+		t.Errorf("owned Secret trimmed to %+v", s.ObjectMeta)
+	}
+	got, _ = trimOwnedSecret(secret())
+	if s := got.(*corev1.Secret); s.Labels != nil || s.Annotations != nil || s.Data != nil || s.Name != "s" {
+		t.Errorf("a labelled Secret without our controller reference must keep its identity only: %+v", s)
+	}
+	huge := secret(owner)
+	huge.Data[tokenKey] = []byte(big)
+	got, _ = trimOwnedSecret(huge)
+	if s := got.(*corev1.Secret); s.Data != nil {
+		t.Errorf("a token larger than any token must not be cached")
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	if got := truncate("short", 10); got != "short" {
+		t.Errorf("truncate = %q", got)
+	}
+	got := truncate(strings.Repeat("é", 600), maxNote)
+	if len(got) > maxNote || !strings.HasSuffix(got, "…") || !strings.HasPrefix(got, "é") {
+		t.Errorf("truncate: %d bytes, %q…", len(got), got[:8])
+	}
+}

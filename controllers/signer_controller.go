@@ -1,0 +1,150 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+)
+
+// signerKind describes one of the two signer kinds to the code they share.
+type signerKind struct {
+	// name is the kind's name.
+	name string
+	// newObject returns an empty object of the kind.
+	newObject func() client.Object
+	// newList returns an empty list of the kind.
+	newList func() client.ObjectList
+	// secretOf returns the Secret and data key holding the signer's key.
+	secretOf func(client.Object) (types.NamespacedName, string)
+	// statusOf returns the signer's status.
+	statusOf func(client.Object) *datasettev1alpha1.DatasetteSignerStatus
+	// items returns the items of a list of the kind.
+	items func(client.ObjectList) []client.Object
+}
+
+// signerKinds are DatasetteSigner and ClusterDatasetteSigner.
+var signerKinds = []signerKind{
+	{
+		name:      datasettev1alpha1.DatasetteSignerKind,
+		newObject: func() client.Object { return &datasettev1alpha1.DatasetteSigner{} },
+		newList:   func() client.ObjectList { return &datasettev1alpha1.DatasetteSignerList{} },
+		secretOf: func(o client.Object) (types.NamespacedName, string) {
+			s := o.(*datasettev1alpha1.DatasetteSigner)
+			return types.NamespacedName{Namespace: s.Namespace, Name: s.Spec.SecretRef.Name}, keyNameOf(s.Spec.SecretRef)
+		},
+		statusOf: func(o client.Object) *datasettev1alpha1.DatasetteSignerStatus { return &o.(*datasettev1alpha1.DatasetteSigner).Status },
+		items: func(l client.ObjectList) []client.Object {
+			var out []client.Object
+			for i := range l.(*datasettev1alpha1.DatasetteSignerList).Items {
+				out = append(out, &l.(*datasettev1alpha1.DatasetteSignerList).Items[i])
+			}
+			return out
+		},
+	},
+	{
+		name:      datasettev1alpha1.ClusterDatasetteSignerKind,
+		newObject: func() client.Object { return &datasettev1alpha1.ClusterDatasetteSigner{} },
+		newList:   func() client.ObjectList { return &datasettev1alpha1.ClusterDatasetteSignerList{} },
+		secretOf: func(o client.Object) (types.NamespacedName, string) {
+			s := o.(*datasettev1alpha1.ClusterDatasetteSigner)
+			ref := s.Spec.SecretRef
+			return types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, keyNameOf(ref.SecretKeyRef)
+		},
+		statusOf: func(o client.Object) *datasettev1alpha1.DatasetteSignerStatus {
+			return &o.(*datasettev1alpha1.ClusterDatasetteSigner).Status
+		},
+		items: func(l client.ObjectList) []client.Object {
+			var out []client.Object
+			for i := range l.(*datasettev1alpha1.ClusterDatasetteSignerList).Items {
+				out = append(out, &l.(*datasettev1alpha1.ClusterDatasetteSignerList).Items[i])
+			}
+			return out
+		},
+	},
+}
+
+// signersNaming lists the signers of a kind whose key is in secret.
+func signersNaming(ctx context.Context, c client.Reader, kind signerKind, secret client.Object) []client.Object {
+	list := kind.newList()
+	key := types.NamespacedName{Namespace: secret.GetNamespace(), Name: secret.GetName()}
+	if err := c.List(ctx, list, client.MatchingFields{indexSignerSecret: key.String()}, client.UnsafeDisableDeepCopy); err != nil {
+		logMappingError(ctx, err, kind.name+"s", secret)
+		return nil
+	}
+	return kind.items(list)
+}
+
+// signerReconciler reports whether a signer can sign: whether its Secret holds its key.
+type signerReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	keys     *keyCache
+	kind     signerKind
+}
+
+// Reconcile writes a signer's Ready condition, once, when it changed.
+func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	signer := r.kind.newObject()
+	if err := r.Get(ctx, req.NamespacedName, signer); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.keys.release(r.kind.name + "/" + req.Namespace + "/" + req.Name)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	secret, keyName := r.kind.secretOf(signer)
+	key, err := r.keys.get(ctx, keyUser(r.kind.name, signer), secret, keyName)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	status := r.kind.statusOf(signer)
+	next := status.DeepCopy()
+	next.ObservedGeneration = signer.GetGeneration()
+	readiness := signerReadiness(secret, keyName, key)
+	if setReadiness(&next.Conditions, signer.GetGeneration(), readiness) {
+		eventType := corev1.EventTypeNormal
+		if readiness.severity != settled {
+			eventType = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(signer, nil, eventType, readiness.reason, "Sign", "%s", readiness.message)
+	}
+	if equality.Semantic.DeepEqual(status, next) {
+		return ctrl.Result{}, nil
+	}
+	*status = *next
+	if err := r.Status().Update(ctx, signer); err != nil {
+		if isConflict(err) {
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("updating the status of %s %s: %w", r.kind.name, req.NamespacedName, err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// signerReadiness is a signer's Ready condition given what the key cache found.
+func signerReadiness(secret types.NamespacedName, keyName string, key keyLookup) readiness {
+	switch {
+	case !key.secretFound:
+		return notReady(waiting, ReasonSecretNotFound, fmt.Sprintf("Secret %s not found", secret))
+	case key.minter == nil:
+		return notReady(stalled, ReasonKeyMissing, fmt.Sprintf("Secret %s has no key %q, or it is empty", secret, keyName))
+	}
+	return ready(ReasonSignerReady, fmt.Sprintf("Secret %s holds the signing key", secret))
+}
+
+// signersNamingSecret maps a Secret to the signers of this kind whose key it holds.
+func (r *signerReconciler) signersNamingSecret(ctx context.Context, secret client.Object) []ctrl.Request {
+	var requests []ctrl.Request
+	for _, s := range signersNaming(ctx, r.Client, r.kind, secret) {
+		requests = append(requests, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(s)})
+	}
+	return requests
+}
