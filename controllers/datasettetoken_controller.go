@@ -59,7 +59,7 @@ type DatasetteTokenReconciler struct {
 // +kubebuilder:rbac:groups=datasette.io,resources=datasettetokens/finalizers,verbs=update
 // +kubebuilder:rbac:groups=datasette.io,resources=datasettesigners;clusterdatasettesigners,verbs=get;list;watch
 // +kubebuilder:rbac:groups=datasette.io,resources=datasettesigners/status;clusterdatasettesigners/status,verbs=get;update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

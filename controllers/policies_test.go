@@ -127,4 +127,3 @@ func TestSecretOwnership(t *testing.T) {
 		})
 	}
 }
-

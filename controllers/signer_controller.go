@@ -41,7 +41,9 @@ var signerKinds = []signerKind{
 			s := o.(*datasettev1alpha1.DatasetteSigner)
 			return types.NamespacedName{Namespace: s.Namespace, Name: s.Spec.SecretRef.Name}, keyNameOf(s.Spec.SecretRef)
 		},
-		statusOf: func(o client.Object) *datasettev1alpha1.DatasetteSignerStatus { return &o.(*datasettev1alpha1.DatasetteSigner).Status },
+		statusOf: func(o client.Object) *datasettev1alpha1.DatasetteSignerStatus {
+			return &o.(*datasettev1alpha1.DatasetteSigner).Status
+		},
 		items: func(l client.ObjectList) []client.Object {
 			var out []client.Object
 			for i := range l.(*datasettev1alpha1.DatasetteSignerList).Items {
