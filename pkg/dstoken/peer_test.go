@@ -289,6 +289,8 @@ func goVerdict(t *testing.T, got *Verified, err error) peerVerdict {
 		return peerVerdict{Result: "invalid", Message: inv.Message}
 	case errors.As(err, &srv):
 		return peerVerdict{Result: "error", Exception: srv.Exception}
+	case errors.Is(err, ErrTooLarge):
+		return peerVerdict{Result: "too_large"} // refused unread: no Datasette verdict
 	}
 	t.Fatalf("unexpected error type %T: %v", err, err)
 	return peerVerdict{}
