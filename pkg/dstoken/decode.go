@@ -86,18 +86,18 @@ func claimsOf(v *pyValue) Claims {
 	if dbs, ok := r.get("d"); ok && dbs.kind == pyDict {
 		for i, db := range dbs.keys {
 			c.Restrictions.Databases = append(c.Restrictions.Databases,
-				DatabaseActions{Database: sanitize(db), Actions: actionsOf(&dbs.vals[i])})
+				DatabaseActions{Database: sanitize(db), Actions: actionsOf(&dbs.list[i])})
 		}
 	}
 	if dbs, ok := r.get("r"); ok && dbs.kind == pyDict {
 		for i, db := range dbs.keys {
-			resources := &dbs.vals[i]
+			resources := &dbs.list[i]
 			if resources.kind != pyDict {
 				continue
 			}
 			for j, res := range resources.keys {
 				c.Restrictions.Resources = append(c.Restrictions.Resources,
-					ResourceActions{Database: sanitize(db), Resource: sanitize(res), Actions: actionsOf(&resources.vals[j])})
+					ResourceActions{Database: sanitize(db), Resource: sanitize(res), Actions: actionsOf(&resources.list[j])})
 			}
 		}
 	}

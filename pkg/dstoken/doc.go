@@ -21,4 +21,13 @@
 // (an uncaught exception, HTTP 500).
 //
 // [Decode] reads a token without a key, for inspection only.
+//
+// For tokens that someone else may have written (an operator reading back the
+// Secret it wrote), [Minter.MintChecked] and [Minter.Compare] keep every cost
+// bounded: tokens over [MaxTokenSize] are not read, payloads are decompressed
+// up to [MaxPayloadSize] and parsed up to [MaxJSONValues] values and
+// [MaxJSONDepth] levels, the signature is checked before anything is decoded,
+// and every token MintChecked returns is within those limits, so it always
+// decodes, verifies and compares. [Decode] and [Verifier.Verify] apply the
+// same limits; errors beyond them wrap [ErrTooLarge].
 package dstoken

@@ -201,3 +201,38 @@ func deepOrLong(data []byte) bool {
 	}
 	return maxD > MaxJSONDepth || maxDigits > maxIntDigits
 }
+
+// FuzzBombs signs (and forges) compressed payloads of repeated data, up to
+// gigabytes decompressed, and checks that Decode, Verify and Compare never
+// return a payload beyond MaxPayloadSize and fail only in documented ways.
+func FuzzBombs(f *testing.F) {
+	f.Add([]byte("0,"), 1_000_000, true)
+	f.Add([]byte(`{"a":[`), 50_000, false)
+	f.Add([]byte("["), 30_000, true)
+	f.Add([]byte(`{"a":"x","t":1,"d":9}`), 1, true)
+	m, v := NewMinter(fuzzSecret), NewVerifier(fuzzSecret)
+	f.Fuzz(func(t *testing.T, unit []byte, reps int, signed bool) {
+		if len(unit) == 0 {
+			return
+		}
+		reps = min(max(reps, 0), 1<<24/len(unit)) // up to 16 MB decompressed
+		body := "." + itsdangerous.Base64Encode(zlibOf(t, "", string(unit), reps, ""))
+		token := forgedToken(body)
+		if signed {
+			token = signedToken(string(fuzzSecret), body)
+		}
+		if d, err := Decode(token); err == nil && len(d.Payload) > MaxPayloadSize {
+			t.Fatalf("Decode returned a payload of %d bytes", len(d.Payload))
+		} else if err != nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, itsdangerous.ErrBadPayload) {
+			t.Fatalf("Decode: undocumented error %v", err)
+		}
+		got, err := v.Verify(token, VerifyOptions{Now: time.Unix(1, 0)})
+		checkOutcome(t, got, err)
+		if err == nil && len(got.Payload) > MaxPayloadSize {
+			t.Fatalf("Verify returned a payload of %d bytes", len(got.Payload))
+		}
+		if c := m.Compare(token, Claims{Actor: "x", IssuedAt: 1, ExpiresAfter: 9}); c.Verified != signed || c.Canonical {
+			t.Fatalf("Compare = %+v for a token signed = %v", c, signed)
+		}
+	})
+}

@@ -21,7 +21,11 @@ import (
 // The peer test checks this package against a second, independent
 // implementation: Python's itsdangerous and json, driven by
 // testdata/peer.py. It needs python3 with itsdangerous 2.x and fails
-// (rather than skips) without them.
+// (rather than skips) without them, saying how to install them.
+
+// peerInstall says how to get the peer's dependencies.
+const peerInstall = "the peer test needs python3 with itsdangerous 2.x: " +
+	"pip install 'itsdangerous>=2.2,<3' (or, on Debian and Ubuntu, apt-get install python3-itsdangerous)"
 
 const peerSecret = "peer sécret 🔑"
 
@@ -87,7 +91,7 @@ func runPeer(t *testing.T, req *peerRequest) *peerResponse {
 	t.Helper()
 	python, err := exec.LookPath("python3")
 	if err != nil {
-		t.Fatalf("python3 not found (%v): the peer test needs python3 with itsdangerous 2.x (pip install 'itsdangerous>=2.2,<3')", err)
+		t.Fatalf("python3 not found (%v): %s", err, peerInstall)
 	}
 	in, err := json.Marshal(req)
 	if err != nil {
@@ -98,14 +102,14 @@ func runPeer(t *testing.T, req *peerRequest) *peerResponse {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("python peer failed (%v); it needs python3 with itsdangerous 2.x (pip install 'itsdangerous>=2.2,<3'):\n%s", err, stderr.String())
+		t.Fatalf("python peer failed (%v); %s:\n%s", err, peerInstall, stderr.String())
 	}
 	var resp peerResponse
 	if err := json.Unmarshal(stdout.Bytes(), &resp); err != nil {
 		t.Fatalf("decoding the peer's answer: %v", err)
 	}
 	if !strings.HasPrefix(resp.Itsdangerous, "2.") {
-		t.Fatalf("the peer needs itsdangerous 2.x, found %s", resp.Itsdangerous)
+		t.Fatalf("found itsdangerous %s; %s", resp.Itsdangerous, peerInstall)
 	}
 	t.Logf("peer: Python %s, itsdangerous %s", resp.Python, resp.Itsdangerous)
 	return &resp
@@ -285,6 +289,8 @@ func goVerdict(t *testing.T, got *Verified, err error) peerVerdict {
 		return peerVerdict{Result: "invalid", Message: inv.Message}
 	case errors.As(err, &srv):
 		return peerVerdict{Result: "error", Exception: srv.Exception}
+	case errors.Is(err, ErrTooLarge):
+		return peerVerdict{Result: "too_large"} // refused unread: no Datasette verdict
 	}
 	t.Fatalf("unexpected error type %T: %v", err, err)
 	return peerVerdict{}

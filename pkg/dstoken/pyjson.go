@@ -43,23 +43,22 @@ const (
 	pyDict
 )
 
-// pyValue is a decoded JSON value with Python's types.
+// pyValue is a decoded JSON value with Python's types. It is kept small (80
+// bytes): a payload may hold MaxJSONValues of them.
 type pyValue struct {
 	kind  pyKind
 	bool  bool
-	num   string    // pyInt: the literal, as written
 	float float64   // pyFloat
-	str   string    // pyString: the text, lone surrogates in WTF-8 form
-	list  []pyValue // pyList
+	str   string    // pyString: the text, lone surrogates in WTF-8 form; pyInt: the literal, as written
+	list  []pyValue // pyList: the elements; pyDict: the last value given for each key
 	keys  []string  // pyDict: keys in first-appearance order
-	vals  []pyValue // pyDict: the last value given for each key
 }
 
 // get returns the value of key in a dict.
 func (v *pyValue) get(key string) (*pyValue, bool) {
 	for i, k := range v.keys {
 		if k == key {
-			return &v.vals[i], true
+			return &v.list[i], true
 		}
 	}
 	return nil, false
@@ -77,7 +76,7 @@ func (v *pyValue) bigInt() *big.Int {
 			n.SetInt64(1)
 		}
 	case pyInt:
-		n.SetString(v.num, 10) // the parser only produces valid literals
+		n.SetString(v.str, 10) // the parser only produces valid literals
 	}
 	return n
 }
@@ -102,10 +101,10 @@ func (v *pyValue) dump(b []byte, indent, level int) []byte {
 	case pyBool:
 		return strconv.AppendBool(b, v.bool)
 	case pyInt:
-		if v.num == "-0" {
+		if v.str == "-0" {
 			return append(b, '0')
 		}
-		return append(b, v.num...)
+		return append(b, v.str...)
 	case pyFloat:
 		return appendPyFloat(b, v.float)
 	}
@@ -118,7 +117,7 @@ func (v *pyValue) dump(b []byte, indent, level int) []byte {
 	}
 	opener, closer, elems := byte('['), byte(']'), v.list
 	if v.kind == pyDict {
-		opener, closer, elems = '{', '}', v.vals
+		opener, closer = '{', '}'
 	}
 	b = append(b, opener)
 	for i := range elems {
@@ -329,7 +328,7 @@ func (p *parser) number() (pyValue, error) {
 	if n := intEnd - start - strings.Count(lit[:1], "-"); n > maxIntDigits {
 		return pyValue{}, p.errorf("exceeds the limit (%d digits) for integer string conversion: value has %d digits", maxIntDigits, n)
 	}
-	return pyValue{kind: pyInt, num: lit}, nil
+	return pyValue{kind: pyInt, str: lit}, nil
 }
 
 // string parses a string literal starting at the opening quote.
@@ -507,18 +506,18 @@ func (v *pyValue) set(key string, val pyValue, index *map[string]int) {
 	}
 	if *index != nil {
 		if i, ok := (*index)[key]; ok {
-			v.vals[i] = val
+			v.list[i] = val
 			return
 		}
 		(*index)[key] = len(v.keys)
 	} else {
 		for i, k := range v.keys {
 			if k == key {
-				v.vals[i] = val
+				v.list[i] = val
 				return
 			}
 		}
 	}
 	v.keys = append(v.keys, key)
-	v.vals = append(v.vals, val)
+	v.list = append(v.list, val)
 }

@@ -29,7 +29,13 @@
 // their leniency (see [Base64Decode]): "=" padding is added according to the
 // raw length, characters outside the alphabet are ignored, "+/" are accepted
 // as well as "-_", and unused low bits of the last character are ignored.
-// A value that Python accepts is accepted here, and one it rejects is rejected.
+// A value that Python accepts is accepted here, and one it rejects is rejected,
+// with one exception: a payload is decoded up to a size limit
+// ([DefaultMaxPayload], or the limit given to [Signer.UnsignLimit] and
+// [DecodeUnverifiedLimit]), so that a small compressed value cannot inflate
+// into gigabytes; beyond it the error wraps [ErrBadPayload] and
+// [ErrTooLarge]. [Signer.Unsign] checks the signature before decoding
+// anything.
 //
 // The package knows nothing about Datasette; see package dstoken for the
 // token semantics.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -245,16 +246,37 @@ func zlibDecompress(data []byte, limit int) ([]byte, error) {
 		zr = r
 	}
 	defer zlibReaders.Put(zr)
-	var out bytes.Buffer
-	if _, err := out.ReadFrom(io.LimitReader(zr, int64(limit)+1)); err != nil {
+	out, err := readAtMost(zr, limit+1, 4*len(data))
+	if err != nil {
 		return nil, err
 	}
-	if out.Len() > limit {
+	if len(out) > limit {
 		return nil, fmt.Errorf("%w: the decompressed payload is over the limit of %d bytes", ErrTooLarge, limit)
 	}
-	// Close checks the Adler-32 checksum, which the reader verifies at EOF.
+	// Close reports a checksum or format error met at the end of the stream.
 	if err := zr.Close(); err != nil {
 		return nil, err
 	}
-	return out.Bytes(), nil
+	return out, nil
+}
+
+// readAtMost reads r to its end or to n bytes, whichever comes first, into a
+// buffer that starts at about hint bytes and never grows beyond n, so that
+// reading costs at most about 2n bytes however long r is.
+func readAtMost(r io.Reader, n, hint int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, max(hint, 512)))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n, 2*cap(buf))-len(buf))
+		}
+		m, err := r.Read(buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
