@@ -224,7 +224,14 @@ COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _datasette_token; printf '%s\n' "${CO
 		want  string
 	}{
 		{[]string{"datasette-token", "cr"}, "create-token"},
-		{[]string{"datasette-token", ""}, "completion create-token decode verify --help --version"},
+		{[]string{"datasette-token", ""}, "completion create-token decode manifest verify --help --version"},
+		{[]string{"datasette-token", "ma"}, "manifest"},
+		{[]string{"datasette-token", "manifest", "--s"}, "--signer --signing-secret --secret-name"},
+		{[]string{"datasette-token", "manifest", "--signer", "Cl"}, "ClusterDatasetteSigner/"},
+		{[]string{"datasette-token", "manifest", "root", "-d", "db", "view-t"}, "view-table"},
+		{[]string{"datasette-token", "manifest", "--name", "x"}, ""},
+		{[]string{"datasette-token", "create-token", "--secret-"}, "--secret-file"},
+		{[]string{"datasette-token", "verify", "--secret-file", "/nonexistent-dir/"}, ""},
 		{[]string{"datasette-token", "create-token", "--de"}, "--debug"},
 		{[]string{"datasette-token", "create-token", "-a", "view-d"}, "view-database view-database-download"},
 		{[]string{"datasette-token", "create-token", "-d", "db", "execute-"}, "execute-sql execute-write-sql"},

@@ -72,14 +72,19 @@ _datasette_token() {
             -r|--resource) [ $((COMP_CWORD - i)) -eq 3 ] && COMPREPLY=($(compgen -W "$actions" -- "$cur")) && return
                 [ $((COMP_CWORD - i)) -lt 3 ] && return ;;
             --plugins-dir) [ $((COMP_CWORD - i)) -eq 1 ] && COMPREPLY=($(compgen -d -- "$cur")) && return ;;
-            --secret|-e|--expires-after|--issued-at|--max-ttl|--at) [ $((COMP_CWORD - i)) -eq 1 ] && return ;;
+            --secret-file) [ $((COMP_CWORD - i)) -eq 1 ] && COMPREPLY=($(compgen -f -- "$cur")) && return ;;
+            --signer) [ $((COMP_CWORD - i)) -eq 1 ] && COMPREPLY=($(compgen -W "DatasetteSigner/ ClusterDatasetteSigner/" -- "$cur")) && return ;;
+            --secret|-e|--expires-after|--issued-at|--max-ttl|--at|--signing-secret|--name|--namespace|--secret-name)
+                [ $((COMP_CWORD - i)) -eq 1 ] && return ;;
         esac
     done
     case "$cmd" in
-        "") COMPREPLY=($(compgen -W "completion create-token decode verify --help --version" -- "$cur")) ;;
-        create-token) COMPREPLY=($(compgen -W "--secret -e --expires-after -a --all -d --database -r --resource ` +
+        "") COMPREPLY=($(compgen -W "completion create-token decode manifest verify --help --version" -- "$cur")) ;;
+        create-token) COMPREPLY=($(compgen -W "--secret --secret-file -e --expires-after -a --all -d --database -r --resource ` +
 	`--debug --plugins-dir --issued-at --help" -- "$cur")) ;;
-        verify) COMPREPLY=($(compgen -W "--secret --max-ttl --at --no-signed-tokens --help" -- "$cur")) ;;
+        manifest) COMPREPLY=($(compgen -W "-e --expires-after -a --all -d --database -r --resource ` +
+	`--signer --signing-secret --name --namespace --secret-name --help" -- "$cur")) ;;
+        verify) COMPREPLY=($(compgen -W "--secret --secret-file --max-ttl --at --no-signed-tokens --help" -- "$cur")) ;;
         decode) COMPREPLY=($(compgen -W "--help" -- "$cur")) ;;
         completion) COMPREPLY=($(compgen -W "bash zsh fish --help" -- "$cur")) ;;
     esac
@@ -97,6 +102,7 @@ _datasette_token() {
         'completion:Print a shell completion script for bash, zsh or fish'
         'create-token:Create a signed API token for the specified actor ID'
         "decode:Show a token's claims WITHOUT verifying it"
+        'manifest:Print the DatasetteToken that mints this token in a cluster'
         'verify:Check whether Datasette would accept a signed API token'
     )
     _arguments -C \
@@ -110,7 +116,8 @@ _datasette_token() {
             case $words[1] in
                 create-token)
                     _arguments \
-                        '--secret[Secret used for signing the API tokens]:secret: ' \
+                        '(--secret-file)--secret[Secret used for signing the API tokens]:secret: ' \
+                        '(--secret)--secret-file[Read the secret from this file (- for standard input)]:file:_files' \
                         '(-e --expires-after)'{-e,--expires-after}'[Token should expire after this many seconds]:seconds: ' \
                         '*'{-a,--all}'[Restrict token to this action]:action:(@ACTIONS@)' \
                         '*'{-d,--database}'[Restrict token to this action on this database]:database: :action:(@ACTIONS@)' \
@@ -120,9 +127,23 @@ _datasette_token() {
                         '--issued-at[Unix time to issue the token at]:seconds: ' \
                         '--help[Show this message and exit]' \
                         '1:actor ID: ' ;;
+                manifest)
+                    _arguments \
+                        '(-e --expires-after)'{-e,--expires-after}'[Token should expire after this many seconds]:seconds: ' \
+                        '*'{-a,--all}'[Restrict token to this action]:action:(@ACTIONS@)' \
+                        '*'{-d,--database}'[Restrict token to this action on this database]:database: :action:(@ACTIONS@)' \
+                        '*'{-r,--resource}'[Restrict token to this action on this database resource]:database: :resource: :action:(@ACTIONS@)' \
+                        '(--signing-secret)--signer[The signer lending its key]:signer:(DatasetteSigner/ ClusterDatasetteSigner/)' \
+                        '(--signer)--signing-secret[The Secret holding the signing secret]:secret: ' \
+                        "--name[The DatasetteToken's name]:name: " \
+                        "--namespace[The DatasetteToken's namespace]:namespace: " \
+                        '--secret-name[The Secret the token is written to]:name: ' \
+                        '--help[Show this message and exit]' \
+                        '1:actor ID: ' ;;
                 verify)
                     _arguments \
-                        '--secret[Secret used for signing the API tokens]:secret: ' \
+                        '(--secret-file)--secret[Secret used for signing the API tokens]:secret: ' \
+                        '(--secret)--secret-file[Read the secret from this file (- for standard input)]:file:_files' \
                         '--max-ttl[Cap token lifetimes at this many seconds]:seconds: ' \
                         '--at[Verify as of this Unix time]:seconds: ' \
                         '--no-signed-tokens[Answer as a Datasette with signed tokens off]' \
@@ -150,21 +171,30 @@ complete -c datasette-token -n __fish_use_subcommand -l help -d 'Show this messa
 complete -c datasette-token -n __fish_use_subcommand -a completion -d 'Print a shell completion script for bash, zsh or fish'
 complete -c datasette-token -n __fish_use_subcommand -a create-token -d 'Create a signed API token for the specified actor ID'
 complete -c datasette-token -n __fish_use_subcommand -a decode -d "Show a token's claims WITHOUT verifying it"
+complete -c datasette-token -n __fish_use_subcommand -a manifest -d 'Print the DatasetteToken that mints this token in a cluster'
 complete -c datasette-token -n __fish_use_subcommand -a verify -d 'Check whether Datasette would accept a signed API token'
-complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -l secret -x -d 'Secret used for signing the API tokens'
-complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -s e -l expires-after -x -d 'Token should expire after this many seconds'
-complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -s a -l all -x -a '@ACTIONS@' -d 'Restrict token to this action'
-complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -s d -l database -x -d 'Restrict token to this action on this database (DB ACTION)'
-complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -s r -l resource -x ` +
+complete -c datasette-token -n '__fish_seen_subcommand_from create-token verify' -l secret -x -d 'Secret used for signing the API tokens'
+complete -c datasette-token -n '__fish_seen_subcommand_from create-token verify' -l secret-file -r -F ` +
+	`-d 'Read the secret from this file (- for standard input)'
+complete -c datasette-token -n '__fish_seen_subcommand_from create-token manifest' -s e -l expires-after -x -d 'Token should expire after this many seconds'
+complete -c datasette-token -n '__fish_seen_subcommand_from create-token manifest' -s a -l all -x -a '@ACTIONS@' -d 'Restrict token to this action'
+complete -c datasette-token -n '__fish_seen_subcommand_from create-token manifest' -s d -l database -x ` +
+	`-d 'Restrict token to this action on this database (DB ACTION)'
+complete -c datasette-token -n '__fish_seen_subcommand_from create-token manifest' -s r -l resource -x ` +
 	`-d 'Restrict token to this action on this resource (DB RESOURCE ACTION)'
+complete -c datasette-token -n '__fish_seen_subcommand_from manifest' -l signer -x -a 'DatasetteSigner/ ClusterDatasetteSigner/' ` +
+	`-d 'The signer lending its key (KIND/NAME)'
+complete -c datasette-token -n '__fish_seen_subcommand_from manifest' -l signing-secret -x -d 'The Secret holding the signing secret (NAME[:KEY])'
+complete -c datasette-token -n '__fish_seen_subcommand_from manifest' -l name -x -d "The DatasetteToken's name"
+complete -c datasette-token -n '__fish_seen_subcommand_from manifest' -l namespace -x -d "The DatasetteToken's namespace"
+complete -c datasette-token -n '__fish_seen_subcommand_from manifest' -l secret-name -x -d 'The Secret the token is written to'
 complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -l debug -d 'Show decoded token'
 complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -l plugins-dir -x ` +
 	`-a '(__fish_complete_directories)' -d 'Path to directory containing custom plugins'
 complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -l issued-at -x -d 'Unix time to issue the token at'
-complete -c datasette-token -n '__fish_seen_subcommand_from verify' -l secret -x -d 'Secret used for signing the API tokens'
 complete -c datasette-token -n '__fish_seen_subcommand_from verify' -l max-ttl -x -d 'Cap token lifetimes at this many seconds'
 complete -c datasette-token -n '__fish_seen_subcommand_from verify' -l at -x -d 'Verify as of this Unix time'
 complete -c datasette-token -n '__fish_seen_subcommand_from verify' -l no-signed-tokens -d 'Answer as a Datasette with signed tokens off'
 complete -c datasette-token -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'
-complete -c datasette-token -n '__fish_seen_subcommand_from create-token verify decode completion' -l help -d 'Show this message and exit'
+complete -c datasette-token -n '__fish_seen_subcommand_from create-token verify decode manifest completion' -l help -d 'Show this message and exit'
 `

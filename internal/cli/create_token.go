@@ -46,7 +46,7 @@ func (o *CreateTokenOptions) command() *Command {
 	}
 	c.Params = append(append([]Param{
 		&Argument{Metavar: "ID", Required: true, Set: func(v string) error { o.ID = v; return nil }},
-	}, o.secretOptions.params(c)...), append(restrictionParams(&o.restrictionOptions),
+	}, o.params(c)...), append(restrictionParams(&o.restrictionOptions),
 		&Option{Names: []string{"--debug"}, Set: func([]string) error { o.Debug = true; return nil }},
 		&Option{Names: []string{"--plugins-dir"}, Nargs: 1, Set: existingDirSetter(&o.PluginsDir)},
 		&Option{Names: []string{"--issued-at"}, Nargs: 1, Set: intSetter(&o.IssuedAt, &o.issuedAtSet)},

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -33,8 +34,14 @@ func (zeroReader) Read(p []byte) (int, error) {
 // runMain runs datasette-token's Main in-process with args, environment env
 // (nothing else is visible) and the clock at fixedNow.
 func runMain(args []string, env map[string]string) result {
+	return runMainIn(args, env, nil)
+}
+
+// runMainIn is runMain with standard input reading from in (nil: none).
+func runMainIn(args []string, env map[string]string, in io.Reader) result {
 	var out, errOut bytes.Buffer
 	code := Main(args, IOStreams{
+		In:     in,
 		Out:    &out,
 		ErrOut: &errOut,
 		Getenv: func(k string) string { return env[k] },

@@ -224,7 +224,7 @@ type manifestSecretRef struct {
 func (o *ManifestOptions) Object() (*manifestObject, error) {
 	c := o.command()
 	usage := func(option, format string, args ...any) error {
-		return &UsageError{Command: c, Message: fmt.Sprintf("Invalid value for '%s': %s", option, fmt.Sprintf(format, args...))}
+		return &UsageError{Command: c, Message: fmt.Sprintf("Invalid value for '%s': %s.", option, fmt.Sprintf(format, args...))}
 	}
 	claims := dstoken.Claims{Actor: o.ID, ExpiresAfter: o.ExpiresAfter, Restrictions: o.Restrictions()}
 	if err := claims.Validate(); err != nil {
@@ -260,7 +260,7 @@ func (o *ManifestOptions) Object() (*manifestObject, error) {
 		}
 		obj.Spec.SigningSecretRef = &manifestSecretRef{Name: name, Key: key}
 	default:
-		return nil, &UsageError{Command: c, Message: "Missing option '--signer' or '--signing-secret': the signing key the operator mints with."}
+		return nil, &UsageError{Command: c, Message: "Missing option '--signer' or '--signing-secret' (the signing key the operator mints with)."}
 	}
 
 	if !o.nameSet {
@@ -331,26 +331,44 @@ func manifestRestrictionsOf(r dstoken.Restrictions) (*manifestRestrictions, erro
 		out.Resources[i].Actions = append(out.Resources[i].Actions, res.Actions...)
 	}
 
-	errs := []error{checkActions("-a", out.All, maxAllActions)}
-	if len(out.Databases) > maxEntries {
-		errs = append(errs, fmt.Errorf("%d databases are more than a DatasetteToken allows (%d)", len(out.Databases), maxEntries))
-	}
-	for _, d := range out.Databases {
-		errs = append(errs, checkLength("a database name", d.Name, maxNameLength),
-			checkActions("-d "+quote(d.Name), d.Actions, maxEntryActions))
-	}
-	if len(out.Resources) > maxEntries {
-		errs = append(errs, fmt.Errorf("%d resources are more than a DatasetteToken allows (%d)", len(out.Resources), maxEntries))
-	}
-	for _, res := range out.Resources {
-		errs = append(errs, checkLength("a database name", res.Database, maxNameLength),
-			checkLength("a resource name", res.Resource, maxNameLength),
-			checkActions("-r "+quote(res.Database)+" "+quote(res.Resource), res.Actions, maxEntryActions))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := checkRestrictions(out); err != nil {
 		return nil, fmt.Errorf("cannot write these restrictions as a DatasetteToken: %w", err)
 	}
 	return out, nil
+}
+
+// checkRestrictions checks merged restrictions against the schema's limits
+// and returns the first problem.
+func checkRestrictions(r *manifestRestrictions) error {
+	if err := checkActions("-a", r.All, maxAllActions); err != nil {
+		return err
+	}
+	if len(r.Databases) > maxEntries {
+		return fmt.Errorf("%d databases are more than a DatasetteToken allows (%d)", len(r.Databases), maxEntries)
+	}
+	for _, d := range r.Databases {
+		if err := checkLength("a database name", d.Name, maxNameLength); err != nil {
+			return err
+		}
+		if err := checkActions("-d "+quote(d.Name), d.Actions, maxEntryActions); err != nil {
+			return err
+		}
+	}
+	if len(r.Resources) > maxEntries {
+		return fmt.Errorf("%d resources are more than a DatasetteToken allows (%d)", len(r.Resources), maxEntries)
+	}
+	for _, res := range r.Resources {
+		if err := checkLength("a database name", res.Database, maxNameLength); err != nil {
+			return err
+		}
+		if err := checkLength("a resource name", res.Resource, maxNameLength); err != nil {
+			return err
+		}
+		if err := checkActions("-r "+quote(res.Database)+" "+quote(res.Resource), res.Actions, maxEntryActions); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkActions checks a list of actions against the schema's limits.

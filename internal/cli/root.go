@@ -1,6 +1,7 @@
 // Package cli implements the datasette-token command: a standalone,
 // fast-starting counterpart of Datasette's "datasette create-token" that also
-// verifies and decodes Datasette signed API tokens (dstok_...).
+// verifies and decodes Datasette signed API tokens (dstok_...) and prints the
+// DatasetteToken manifest that mints a token in a cluster ([ManifestYAML]).
 //
 // Each subcommand follows kubectl's shape: an Options struct with Complete
 // (parse the command line, click-style), Validate (checks beyond parsing)

@@ -55,7 +55,7 @@ func (o *VerifyOptions) command() *Command {
 	}
 	c.Params = append(append([]Param{
 		&Argument{Metavar: tokenMetavar, Required: true, Set: func(v string) error { o.Token = v; return nil }},
-	}, o.secretOptions.params(c)...),
+	}, o.params(c)...),
 		&Option{Names: []string{"--max-ttl"}, Nargs: 1, Set: intSetter(&o.MaxTTL, nil)},
 		&Option{Names: []string{"--at"}, Nargs: 1, Set: func(v []string) error {
 			o.atText = v[0]
