@@ -71,10 +71,10 @@ func (o *DecodeOptions) Validate() error { return nil }
 // can forge the claims, so every string is quoted with its non-printable
 // characters escaped (see quote), and so is the payload: a token cannot
 // write terminal escape sequences, carriage returns or bidirectional
-// controls to the terminal. A token over maxTokenSize is refused unread.
+// controls to the terminal. A token over dstoken.MaxTokenSize is refused unread.
 func (o *DecodeOptions) Run() error {
-	if len(o.Token) > maxTokenSize {
-		return fmt.Errorf("token is too large to decode (%d bytes; the limit is %d)", len(o.Token), maxTokenSize)
+	if len(o.Token) > dstoken.MaxTokenSize {
+		return fmt.Errorf("token is too large to decode (%d bytes; the limit is %d)", len(o.Token), dstoken.MaxTokenSize)
 	}
 	decoded, err := dstoken.Decode(o.Token)
 	if err != nil {

@@ -83,7 +83,7 @@ payload:      {"a":"root\u001b[31mRED\r\u2028x\u202egnp.exe\u009b2J",\r"t":17000
 }
 
 func TestDecodeTooLarge(t *testing.T) {
-	body := strings.Repeat("A", maxTokenSize+1-len(dstoken.Prefix))
+	body := strings.Repeat("A", dstoken.MaxTokenSize+1-len(dstoken.Prefix))
 	r := runMain([]string{"decode", dstoken.Prefix + body}, nil)
 	if want := "Error: token is too large to decode (65537 bytes; the limit is 65536)\n"; r.code != 1 || r.stdout != "" || r.stderr != want {
 		t.Errorf("exit %d, stdout %q, stderr %q, want %q", r.code, r.stdout, r.stderr, want)

@@ -15,13 +15,8 @@ const (
 	// limit on a whole Secret, far above any signing secret.
 	maxSecretFileSize = 1 << 20
 	// maxStdinTokenSize bounds what a TOKEN of "-" reads from standard input;
-	// the token itself must then be within maxTokenSize.
+	// the token itself must then be within dstoken.MaxTokenSize.
 	maxStdinTokenSize = 1 << 20
-	// maxTokenSize is the largest token decode reads, in bytes including
-	// "dstok_". It is the token library's own cap (dstoken.MaxTokenSize,
-	// 64 KiB), repeated here so that decode reports an oversized token
-	// plainly before any work.
-	maxTokenSize = 64 << 10
 )
 
 // stdinName is the argument meaning standard input, for a TOKEN or a --secret-file.
