@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,42 @@ func TestAdmissionRejectsBadSpecs(t *testing.T) {
 			"spec.signingSecretRef.key in body should match"},
 		{"invalid output Secret name", func(s *datasettev1alpha1.DatasetteTokenSpec) { s.SecretName = "UPPER" },
 			"spec.secretName in body should match"},
+		{"no signing source", func(s *datasettev1alpha1.DatasetteTokenSpec) { s.SigningSecretRef = nil },
+			"set exactly one of signerRef (recommended) and signingSecretRef"},
+		{"two signing sources", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.SignerRef = &datasettev1alpha1.SignerReference{Kind: "DatasetteSigner", Name: "x"}
+		}, "set exactly one of signerRef (recommended) and signingSecretRef"},
+		{"unknown signer kind", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.SigningSecretRef, s.SignerRef = nil, &datasettev1alpha1.SignerReference{Kind: "Issuer", Name: "x"}
+		}, "spec.signerRef.kind: Unsupported value"},
+		{"too many instance actions", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.Restrictions = &datasettev1alpha1.Restrictions{All: make([]datasettev1alpha1.Action, 65)}
+			for i := range s.Restrictions.All {
+				s.Restrictions.All[i] = "view-instance"
+			}
+		}, "spec.restrictions.all: Too many: 65: must have at most 64 items"},
+		{"too many databases", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.Restrictions = &datasettev1alpha1.Restrictions{}
+			for i := range 1025 {
+				s.Restrictions.Databases = append(s.Restrictions.Databases, datasettev1alpha1.DatabaseRestriction{Name: fmt.Sprint("db", i), Actions: actions("view-database")})
+			}
+		}, "spec.restrictions.databases: Too many: 1025: must have at most 1024 items"},
+		{"invalid template label key", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.SecretTemplate = &datasettev1alpha1.SecretTemplate{Labels: map[string]datasettev1alpha1.LabelValue{"not a key": "x"}}
+		}, "label keys must be valid Kubernetes label keys"},
+		{"invalid template label value", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.SecretTemplate = &datasettev1alpha1.SecretTemplate{Labels: map[string]datasettev1alpha1.LabelValue{"team": "not a value"}}
+		}, "spec.secretTemplate.labels.team in body should match"},
+		{"invalid template annotation key", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.SecretTemplate = &datasettev1alpha1.SecretTemplate{Annotations: map[string]datasettev1alpha1.AnnotationValue{"-bad/x": "x"}}
+		}, "annotation keys must be valid Kubernetes annotation keys"},
+		{"too many rollout restart targets", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			for i := range 17 {
+				s.RolloutRestartTargets = append(s.RolloutRestartTargets, datasettev1alpha1.RolloutRestartTarget{Kind: "Deployment", Name: fmt.Sprint("d", i)})
+			}
+		}, "spec.rolloutRestartTargets: Too many: 17: must have at most 16 items"},
+		{"unknown deletion policy", func(s *datasettev1alpha1.DatasetteTokenSpec) { s.DeletionPolicy = "Orphan" },
+			"spec.deletionPolicy: Unsupported value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
