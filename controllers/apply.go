@@ -78,7 +78,8 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 }
 
 // recordStatus puts the token's dates in status when the Secret holds a token for the spec.
-func (r *DatasetteTokenReconciler) recordStatus(tok *datasettev1alpha1.DatasetteToken, status *datasettev1alpha1.DatasetteTokenStatus, want desiredToken, p plan) {
+func (r *DatasetteTokenReconciler) recordStatus(tok *datasettev1alpha1.DatasetteToken, status *datasettev1alpha1.DatasetteTokenStatus,
+	want desiredToken, p plan) {
 	status.ObservedGeneration = tok.Generation
 	if p.token != "" || p.claims.IssuedAt != 0 {
 		status.SecretName = want.secretName
@@ -96,13 +97,15 @@ func (r *DatasetteTokenReconciler) recordStatus(tok *datasettev1alpha1.Datasette
 func (r *DatasetteTokenReconciler) recordEvents(tok *datasettev1alpha1.DatasetteToken, p plan, readyChanged bool) {
 	if tok.Status.ObservedGeneration != tok.Generation {
 		if unknown := dstoken.UnknownActions(restrictionsFromSpec(tok.Spec.Restrictions)); len(unknown) > 0 {
-			r.Recorder.Eventf(tok, nil, corev1.EventTypeWarning, "UnknownAction", "Mint", "%s", truncate(
-				"Actions "+strings.Join(unknown, ", ")+" are not Datasette built-ins: written unabbreviated, as datasette create-token does (fine for plugin actions)", maxNote))
+			note := "Actions " + strings.Join(unknown, ", ") +
+				" are not Datasette built-ins: written unabbreviated, as datasette create-token does (fine for plugin actions)"
+			r.Recorder.Eventf(tok, nil, corev1.EventTypeWarning, "UnknownAction", "Mint", "%s", truncate(note, maxNote))
 		}
 	}
 	switch {
 	case p.mint != noMint:
-		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, mintEventReason(p.mint), "Mint", "%s", truncate(fmt.Sprintf("%s (%s)", p.readiness.message, p.mint), maxNote))
+		note := truncate(fmt.Sprintf("%s (%s)", p.readiness.message, p.mint), maxNote)
+		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, mintEventReason(p.mint), "Mint", "%s", note)
 	case readyChanged && p.readiness.severity != settled:
 		r.Recorder.Eventf(tok, nil, corev1.EventTypeWarning, p.readiness.reason, "Mint", "%s", truncate(p.readiness.message, maxNote))
 	case readyChanged && p.readiness.reason != ReasonIssued:
@@ -213,7 +216,8 @@ func mapPatch(current, want map[string]string, removable []string) map[string]an
 // restartTargets rolls every rollout restart target to the token issued at issuedAt, as
 // `kubectl rollout restart` does, and records the outcome as the RestartTargetsReady condition.
 // A missing target is reported, never an error; other API errors are returned for a retry.
-func (r *DatasetteTokenReconciler) restartTargets(ctx context.Context, tok *datasettev1alpha1.DatasetteToken, issuedAt time.Time, conditions *[]metav1.Condition) error {
+func (r *DatasetteTokenReconciler) restartTargets(ctx context.Context, tok *datasettev1alpha1.DatasetteToken, issuedAt time.Time,
+	conditions *[]metav1.Condition) error {
 	at := issuedAt.UTC().Format(time.RFC3339)
 	patch := fmt.Appendf(nil, `{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, annotationRestartedAt, at)
 	var restarted, missing []string

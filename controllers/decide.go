@@ -116,13 +116,15 @@ func decide(in *gathered, now time.Time) plan {
 		if keptValid {
 			p.readiness = ready(ReasonSuspended, fmt.Sprintf("suspended: nothing is minted; the token in Secret %q stays valid until it expires", want.secretName))
 		} else {
-			p.readiness = notReady(settled, ReasonSuspended, fmt.Sprintf("suspended: nothing is minted, and Secret %q holds no valid token for the spec", want.secretName))
+			p.readiness = notReady(settled, ReasonSuspended, fmt.Sprintf(
+				"suspended: nothing is minted, and Secret %q holds no valid token for the spec", want.secretName))
 		}
 		return p
 	}
 	claims, mintable := want.claimsAt(now)
 	if !mintable {
-		p.readiness = notReady(settled, ReasonEnded, fmt.Sprintf("spec.notAfter (%s) has passed: no token is minted any more", want.notAfter.UTC().Format(time.RFC3339)))
+		p.readiness = notReady(settled, ReasonEnded, fmt.Sprintf(
+			"spec.notAfter (%s) has passed: no token is minted any more", want.notAfter.UTC().Format(time.RFC3339)))
 		return p
 	}
 

@@ -9,20 +9,23 @@ import (
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 )
 
+// tokenLabels name a DatasetteToken's series.
+var tokenLabels = []string{"namespace", "name"}
+
 // Metrics on the manager's endpoint. They carry names and times, never a key or a token.
 var (
 	tokenExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "datasette_token_expiry_timestamp_seconds",
 		Help: "Unix time at which the DatasetteToken's current token expires (absent for tokens that never expire).",
-	}, []string{"namespace", "name"})
+	}, tokenLabels)
 	tokenIssued = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "datasette_token_issued_timestamp_seconds",
 		Help: "Unix time at which the DatasetteToken's current token was issued.",
-	}, []string{"namespace", "name"})
+	}, tokenLabels)
 	tokenReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "datasette_token_ready",
 		Help: "1 when the DatasetteToken's Secret holds a valid token for its current spec, else 0.",
-	}, []string{"namespace", "name"})
+	}, tokenLabels)
 	tokenMints = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "datasette_token_mints_total",
 		Help: "Tokens minted, by reason: issue, renewal, rotation, repair or manual.",

@@ -113,9 +113,9 @@ func desiredFromSpec(tok *datasettev1alpha1.DatasetteToken) (desiredToken, error
 	return want, nil
 }
 
-func wholePositiveSeconds(field string, d time.Duration) error {
+func wholePositiveSeconds(name string, d time.Duration) error {
 	if d <= 0 || d%time.Second != 0 {
-		return fmt.Errorf("%s must be a positive whole number of seconds, not %s", field, d)
+		return fmt.Errorf("%s must be a positive whole number of seconds, not %s", name, d)
 	}
 	return nil
 }

@@ -45,11 +45,7 @@ var signerKinds = []signerKind{
 			return &o.(*datasettev1alpha1.DatasetteSigner).Status
 		},
 		items: func(l client.ObjectList) []client.Object {
-			var out []client.Object
-			for i := range l.(*datasettev1alpha1.DatasetteSignerList).Items {
-				out = append(out, &l.(*datasettev1alpha1.DatasetteSignerList).Items[i])
-			}
-			return out
+			return pointers(l.(*datasettev1alpha1.DatasetteSignerList).Items)
 		},
 	},
 	{
@@ -65,13 +61,21 @@ var signerKinds = []signerKind{
 			return &o.(*datasettev1alpha1.ClusterDatasetteSigner).Status
 		},
 		items: func(l client.ObjectList) []client.Object {
-			var out []client.Object
-			for i := range l.(*datasettev1alpha1.ClusterDatasetteSignerList).Items {
-				out = append(out, &l.(*datasettev1alpha1.ClusterDatasetteSignerList).Items[i])
-			}
-			return out
+			return pointers(l.(*datasettev1alpha1.ClusterDatasetteSignerList).Items)
 		},
 	},
+}
+
+// pointers returns pointers to the items of a list, as objects.
+func pointers[T any, P interface {
+	*T
+	client.Object
+}](items []T) []client.Object {
+	out := make([]client.Object, len(items))
+	for i := range items {
+		out[i] = P(&items[i])
+	}
+	return out
 }
 
 // signersNaming lists the signers of a kind whose key is in secret.
@@ -144,9 +148,10 @@ func signerReadiness(secret types.NamespacedName, keyName string, key keyLookup)
 
 // signersNamingSecret maps a Secret to the signers of this kind whose key it holds.
 func (r *signerReconciler) signersNamingSecret(ctx context.Context, secret client.Object) []ctrl.Request {
-	var requests []ctrl.Request
-	for _, s := range signersNaming(ctx, r.Client, r.kind, secret) {
-		requests = append(requests, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(s)})
+	signers := signersNaming(ctx, r.Client, r.kind, secret)
+	requests := make([]ctrl.Request, len(signers))
+	for i, s := range signers {
+		requests[i] = ctrl.Request{NamespacedName: client.ObjectKeyFromObject(s)}
 	}
 	return requests
 }
