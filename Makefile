@@ -46,7 +46,7 @@ vet: ## Run go vet against code.
 	go vet ./...
 
 .PHONY: test
-test: manifests generate fmt vet envtest ## Run every unit test and the envtest suite against a real kube-apiserver and etcd.
+test: manifests generate fmt vet envtest kustomize ## Run every unit test and the envtest suite against a real kube-apiserver and etcd.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" DATASETTE_TOKEN_REQUIRE_ENVTEST=1 go test ./... -coverprofile cover.out
 
 .PHONY: fuzz
