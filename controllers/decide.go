@@ -171,6 +171,9 @@ func signingFailure(in *gathered) (r readiness, ok bool) {
 		return notReady(stalled, ReasonPolicyViolation, msg), false
 	}
 	switch {
+	case s.key.unwatched:
+		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf(
+			"%s: its Secret %s is in a namespace this operator does not watch (--watch-namespaces)", s.source, s.secret)), false
 	case !s.key.secretFound && s.viaSigner:
 		return notReady(waiting, ReasonSignerNotReady, fmt.Sprintf("%s: its Secret %s is not found", s.source, s.secret)), false
 	case !s.key.secretFound:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/singleflight"
@@ -23,6 +24,8 @@ type keyLookup struct {
 	// minter signs with the key and verifies under it and under the key it replaced (so that a
 	// rotation is told from a repair); nil when the key is absent or empty.
 	minter *dstoken.Minter
+	// unwatched: the Secret is in a namespace the operator does not watch (--watch-namespaces).
+	unwatched bool
 }
 
 // keyCache keeps the signing keys that DatasetteTokens and signers use, so that reconciling
@@ -34,6 +37,8 @@ type keyCache struct {
 	metadata client.Reader
 	// api reads a Secret from the API server.
 	api client.Reader
+	// namespaces, when not empty, are the only namespaces whose Secrets may be read.
+	namespaces []string
 
 	reads singleflight.Group
 
@@ -57,13 +62,18 @@ type keyVersion struct {
 	minter *dstoken.Minter
 }
 
-func newKeyCache(metadata, api client.Reader) *keyCache {
-	return &keyCache{metadata: metadata, api: api, entries: map[types.NamespacedName]*keyEntry{}, users: map[string]types.NamespacedName{}}
+func newKeyCache(metadata, api client.Reader, namespaces []string) *keyCache {
+	return &keyCache{metadata: metadata, api: api, namespaces: namespaces,
+		entries: map[types.NamespacedName]*keyEntry{}, users: map[string]types.NamespacedName{}}
 }
 
 // get returns the key under keyName in secret, on behalf of user, reading the Secret from the
 // API server only when its resourceVersion changed since it was last read.
 func (c *keyCache) get(ctx context.Context, user string, secret types.NamespacedName, keyName string) (keyLookup, error) {
+	if len(c.namespaces) > 0 && !slices.Contains(c.namespaces, secret.Namespace) {
+		c.release(user)
+		return keyLookup{unwatched: true}, nil
+	}
 	c.use(user, secret)
 	var meta metav1.PartialObjectMetadata
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))

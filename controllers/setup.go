@@ -60,7 +60,7 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("adding the Secret metadata cache: %w", err)
 	}
 	r.secretMetadata = secretMetadata
-	r.keys = newKeyCache(secretMetadata, r.APIReader)
+	r.keys = newKeyCache(secretMetadata, r.APIReader, r.Namespaces)
 	secretMeta := &metav1.PartialObjectMetadata{}
 	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 

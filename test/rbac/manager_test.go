@@ -57,10 +57,12 @@ func startManager(t *testing.T, in *installation) *runningManager {
 		Logger:                        ctrl.Log.WithName(t.Name()),
 		Controller:                    config.Controller{SkipNameValidation: ptrTo(true)},
 	}
-	// --watch-namespaces, as the manager applies it: the cache's default namespaces.
+	// --watch-namespaces, as the manager applies it: the caches' default namespaces.
+	var namespaces []string
 	if list, ok := in.flag("watch-namespaces"); ok && list != "" {
+		namespaces = strings.Split(list, ",")
 		options.Cache.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range strings.Split(list, ",") {
+		for _, ns := range namespaces {
 			options.Cache.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}
@@ -73,6 +75,9 @@ func startManager(t *testing.T, in *installation) *runningManager {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("datasette-token-operator"),
+
+		MaxConcurrentReconciles: 4,
+		Namespaces:              namespaces,
 	}).SetupWithManager(mgr); err != nil {
 		t.Fatalf("setting up the controller: %v", err)
 	}

@@ -188,7 +188,7 @@ func (s *scenario) tokenObject(name, secretName string) *datasettev1alpha1.Datas
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.ns, Name: name},
 		Spec: datasettev1alpha1.DatasetteTokenSpec{
 			Actor:            "rbac-test",
-			SigningSecretRef: datasettev1alpha1.SecretKeyRef{Name: s.signingSecret},
+			SigningSecretRef: &datasettev1alpha1.SecretKeyRef{Name: s.signingSecret},
 			SecretName:       secretName,
 		},
 	}
