@@ -106,12 +106,15 @@ func (r *DatasetteTokenReconciler) recordEvents(tok *datasettev1alpha1.Datasette
 	case p.mint != noMint:
 		note := truncate(fmt.Sprintf("%s (%s)", p.readiness.message, p.mint), maxNote)
 		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, mintEventReason(p.mint), "Mint", "%s", note)
-	case readyChanged && p.readiness.severity != settled:
+	case readyChanged && p.readiness.severity != settled && !paused(p.readiness.reason):
 		r.Recorder.Eventf(tok, nil, corev1.EventTypeWarning, p.readiness.reason, "Mint", "%s", truncate(p.readiness.message, maxNote))
 	case readyChanged && p.readiness.reason != ReasonIssued:
 		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, p.readiness.reason, "Mint", "%s", truncate(p.readiness.message, maxNote))
 	}
 }
+
+// paused reports whether a Ready reason says that nothing is minted on purpose.
+func paused(reason string) bool { return reason == ReasonSuspended || reason == ReasonEnded }
 
 // writeSecret creates the output Secret, or patches what differs from the plan; it writes
 // nothing when the Secret is as it should be.

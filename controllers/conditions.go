@@ -71,7 +71,7 @@ const (
 type severity int
 
 const (
-	// settled: nothing to wait for and nothing to fix (healthy, suspended or ended).
+	// settled: nothing to wait for and nothing to fix (healthy, or suspended with a valid token).
 	settled severity = iota
 	// waiting: time may fix it (Reconciling=True).
 	waiting

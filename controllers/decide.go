@@ -116,19 +116,26 @@ func decide(in *gathered, now time.Time) plan {
 		if keptValid {
 			p.readiness = ready(ReasonSuspended, fmt.Sprintf("suspended: nothing is minted; the token in Secret %q stays valid until it expires", want.secretName))
 		} else {
-			p.readiness = notReady(settled, ReasonSuspended, fmt.Sprintf(
-				"suspended: nothing is minted, and Secret %q holds no valid token for the spec", want.secretName))
+			// Stalled, not merely False: kstatus reads Ready=False alone as InProgress forever.
+			p.readiness = notReady(stalled, ReasonSuspended, fmt.Sprintf(
+				"suspended: nothing is minted, and Secret %q holds no valid token for the spec; unset spec.suspend to resume", want.secretName))
 		}
 		return p
 	}
 	claims, mintable := want.claimsAt(now)
 	if !mintable {
-		p.readiness = notReady(settled, ReasonEnded, fmt.Sprintf(
-			"spec.notAfter (%s) has passed: no token is minted any more", want.notAfter.UTC().Format(time.RFC3339)))
+		// Stalled, not merely False: kstatus reads Ready=False alone as InProgress forever.
+		p.readiness = notReady(stalled, ReasonEnded, fmt.Sprintf(
+			"spec.notAfter (%s) has passed: no token is minted any more; delete the DatasetteToken or move spec.notAfter",
+			want.notAfter.UTC().Format(time.RFC3339)))
 		return p
 	}
 
 	p.mint = mintDecision(in, kept, p.dates, now)
+	if p.mint == mintManual && kept.IssuedAt == now.Unix() {
+		// A token minted in the same second would be the same token: renew in the next one.
+		p.mint, p.requeueAfter = noMint, time.Unix(now.Unix()+1, 0).Sub(now)
+	}
 	if p.mint == noMint {
 		p.token = string(in.secret.Data[tokenKey])
 	} else {
@@ -149,6 +156,7 @@ func decide(in *gathered, now time.Time) plan {
 	p.restart = last != nil && (p.mint != noMint || last.Unix() != p.claims.IssuedAt)
 	p.readiness = ready(ReasonIssued, fmt.Sprintf("Secret %q holds a token for actor %q", want.secretName, want.claims.Actor))
 	switch {
+	case p.requeueAfter > 0: // a renewal requested in the second of the last mint
 	case !p.dates.renewAt.IsZero():
 		p.requeueAfter = max(p.dates.renewAt.Sub(now), time.Second)
 	case !want.notAfter.IsZero():

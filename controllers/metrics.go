@@ -22,6 +22,10 @@ var (
 		Name: "datasette_token_issued_timestamp_seconds",
 		Help: "Unix time at which the DatasetteToken's current token was issued.",
 	}, tokenLabels)
+	tokenPaused = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "datasette_token_paused",
+		Help: "1 while the DatasetteToken is suspended (spec.suspend) or has ended (spec.notAfter passed): no renewal is expected.",
+	}, tokenLabels)
 	tokenReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "datasette_token_ready",
 		Help: "1 when the DatasetteToken's Secret holds a valid token for its current spec, else 0.",
@@ -33,7 +37,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(tokenExpiry, tokenIssued, tokenReady, tokenMints)
+	metrics.Registry.MustRegister(tokenExpiry, tokenIssued, tokenPaused, tokenReady, tokenMints)
 }
 
 // recordTokenMetrics publishes a DatasetteToken's readiness and expiry.
@@ -43,6 +47,11 @@ func recordTokenMetrics(tok *datasettev1alpha1.DatasetteToken) {
 		ready = 1
 	}
 	tokenReady.WithLabelValues(tok.Namespace, tok.Name).Set(ready)
+	isPaused := 0.0
+	if c := meta.FindStatusCondition(tok.Status.Conditions, ConditionReady); c != nil && paused(c.Reason) {
+		isPaused = 1
+	}
+	tokenPaused.WithLabelValues(tok.Namespace, tok.Name).Set(isPaused)
 	if issued := tok.Status.IssuedAt; issued != nil {
 		tokenIssued.WithLabelValues(tok.Namespace, tok.Name).Set(float64(issued.Unix()))
 	}
@@ -58,4 +67,5 @@ func forgetTokenMetrics(name types.NamespacedName) {
 	tokenReady.DeleteLabelValues(name.Namespace, name.Name)
 	tokenExpiry.DeleteLabelValues(name.Namespace, name.Name)
 	tokenIssued.DeleteLabelValues(name.Namespace, name.Name)
+	tokenPaused.DeleteLabelValues(name.Namespace, name.Name)
 }
