@@ -47,16 +47,16 @@ func withMaxConcurrentReconciles(n int) managerOption {
 }
 
 // clusterSigner creates a ClusterDatasetteSigner whose key is DATASETTE_SECRET of Secret
-// secretNS/secretName, selecting namespaces labelled team=data, and deletes it when the test ends
+// secretNS/datasette, selecting namespaces labelled team=data, and deletes it when the test ends
 // (it is cluster-scoped: every later test's manager would see it).
-func clusterSigner(t *testing.T, secretNS, secretName string, settings datasettev1alpha1.SignerSettings) *datasettev1alpha1.ClusterDatasetteSigner {
+func clusterSigner(t *testing.T, secretNS string, settings datasettev1alpha1.SignerSettings) *datasettev1alpha1.ClusterDatasetteSigner {
 	t.Helper()
 	s := &datasettev1alpha1.ClusterDatasetteSigner{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "prod-"},
 		Spec: datasettev1alpha1.ClusterDatasetteSignerSpec{
 			SecretRef: datasettev1alpha1.NamespacedSecretKeyRef{
 				Namespace:    secretNS,
-				SecretKeyRef: datasettev1alpha1.SecretKeyRef{Name: secretName, Key: defaultSigningKey},
+				SecretKeyRef: datasettev1alpha1.SecretKeyRef{Name: "datasette", Key: defaultSigningKey},
 			},
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "data"}},
 			SignerSettings:    settings,
@@ -89,13 +89,13 @@ func dataPolicy() *datasettev1alpha1.SigningPolicy {
 	}
 }
 
-// signedToken returns a DatasetteToken using the signer kind/name, within dataPolicy.
-func signedToken(ns, name, actor, kind, signer string) *datasettev1alpha1.DatasetteToken {
+// signedToken returns a DatasetteToken using the ClusterDatasetteSigner signer, within dataPolicy.
+func signedToken(ns, name, actor, signer string) *datasettev1alpha1.DatasetteToken {
 	return &datasettev1alpha1.DatasetteToken{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: datasettev1alpha1.DatasetteTokenSpec{
 			Actor:        actor,
-			SignerRef:    &datasettev1alpha1.SignerReference{Kind: kind, Name: signer},
+			SignerRef:    &datasettev1alpha1.SignerReference{Kind: datasettev1alpha1.ClusterDatasetteSignerKind, Name: signer},
 			ExpiresAfter: &metav1.Duration{Duration: 72 * time.Hour},
 			Restrictions: &datasettev1alpha1.Restrictions{
 				All:       []datasettev1alpha1.Action{"view-instance"},
@@ -105,8 +105,8 @@ func signedToken(ns, name, actor, kind, signer string) *datasettev1alpha1.Datase
 	}
 }
 
-// labelNamespace sets label key=value on namespace ns.
-func labelNamespace(t *testing.T, ns, key, value string) {
+// labelTeamData labels namespace ns team=data, as the signers' namespaceSelector asks.
+func labelTeamData(t *testing.T, ns string) {
 	t.Helper()
 	var n corev1.Namespace
 	if err := k8sClient.Get(ctx, types.NamespacedName{Name: ns}, &n); err != nil {
@@ -115,7 +115,7 @@ func labelNamespace(t *testing.T, ns, key, value string) {
 	if n.Labels == nil {
 		n.Labels = map[string]string{}
 	}
-	n.Labels[key] = value
+	n.Labels["team"] = "data"
 	if err := k8sClient.Update(ctx, &n); err != nil {
 		t.Fatalf("labelling namespace %s: %v", ns, err)
 	}
@@ -221,17 +221,16 @@ func tokenOf(t *testing.T, key types.NamespacedName) string {
 func TestClusterSignerAcrossNamespaces(t *testing.T) {
 	requireEnvtest(t)
 	platform, allowed, other := newNamespace(t), newNamespace(t), newNamespace(t)
-	labelNamespace(t, allowed, "team", "data")
+	labelTeamData(t, allowed)
 	startManager(t, allowed, withNamespaces(allowed, other))
 	signingSecret(t, platform, "datasette", "platform-key")
-	signer := clusterSigner(t, platform, "datasette", datasettev1alpha1.SignerSettings{
+	signer := clusterSigner(t, platform, datasettev1alpha1.SignerSettings{
 		MaxSignedTokensTTL: &metav1.Duration{Duration: 24 * time.Hour},
 		Policy:             dataPolicy(),
 	})
-	kind := datasettev1alpha1.ClusterDatasetteSignerKind
 
 	// Allowed namespace: Ready, signed with the platform's key, dated by min(72h, 24h).
-	tok := signedToken(allowed, "reports", "ci-reports", kind, signer.Name)
+	tok := signedToken(allowed, "reports", "ci-reports", signer.Name)
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
 	got := waitReason(t, key, ReasonIssued)
@@ -249,7 +248,7 @@ func TestClusterSignerAcrossNamespaces(t *testing.T) {
 	pythonVerify(t, pythonCheck{Token: token, Key: "platform-key", MaxTTL: 24 * 3600})
 
 	// A namespace the selector does not select: NamespaceNotAllowed, Stalled, nothing written.
-	outsider := signedToken(other, "reports", "ci-reports", kind, signer.Name)
+	outsider := signedToken(other, "reports", "ci-reports", signer.Name)
 	create(t, outsider)
 	outsiderKey := client.ObjectKeyFromObject(outsider)
 	got = waitReason(t, outsiderKey, ReasonNamespaceNotAllowed)
@@ -260,13 +259,13 @@ func TestClusterSignerAcrossNamespaces(t *testing.T) {
 
 	// Labelling the namespace lets it in within seconds.
 	start := time.Now()
-	labelNamespace(t, other, "team", "data")
+	labelTeamData(t, other)
 	waitReason(t, outsiderKey, ReasonIssued)
 	t.Logf("Ready %s after the namespace was labelled", time.Since(start).Round(time.Millisecond))
 	verify(t, tokenOf(t, outsiderKey), "platform-key")
 
 	// A denied actor: PolicyViolation naming the rule, nothing written.
-	rootTok := signedToken(allowed, "root", "root", kind, signer.Name)
+	rootTok := signedToken(allowed, "root", "root", signer.Name)
 	create(t, rootTok)
 	got = waitReason(t, client.ObjectKeyFromObject(rootTok), ReasonPolicyViolation)
 	c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
@@ -282,14 +281,13 @@ func TestClusterSignerAcrossNamespaces(t *testing.T) {
 func TestSignerPolicyChange(t *testing.T) {
 	requireEnvtest(t)
 	platform, ns := newNamespace(t), newNamespace(t)
-	labelNamespace(t, ns, "team", "data")
+	labelTeamData(t, ns)
 	startManager(t, ns)
 	signingSecret(t, platform, "datasette", "platform-key")
-	signer := clusterSigner(t, platform, "datasette", datasettev1alpha1.SignerSettings{Policy: dataPolicy()})
-	kind := datasettev1alpha1.ClusterDatasetteSignerKind
-	tok := signedToken(ns, "etl", "ci-etl", kind, signer.Name)
+	signer := clusterSigner(t, platform, datasettev1alpha1.SignerSettings{Policy: dataPolicy()})
+	tok := signedToken(ns, "etl", "ci-etl", signer.Name)
 	create(t, tok)
-	bystander := signedToken(ns, "reports", "ci-reports", kind, signer.Name)
+	bystander := signedToken(ns, "reports", "ci-reports", signer.Name)
 	create(t, bystander)
 	key := client.ObjectKeyFromObject(tok)
 	before := waitReason(t, key, ReasonIssued)
@@ -355,16 +353,16 @@ func TestSignerRotationRemintsAcrossNamespaces(t *testing.T) {
 	platform := newNamespace(t)
 	namespaces := []string{newNamespace(t), newNamespace(t), newNamespace(t)}
 	for _, ns := range namespaces {
-		labelNamespace(t, ns, "team", "data")
+		labelTeamData(t, ns)
 	}
 	// The manager's default --max-concurrent-reconciles.
 	startManager(t, namespaces[0], withNamespaces(namespaces...), withMaxConcurrentReconciles(4))
 	signing := signingSecret(t, platform, "datasette", "old-key")
-	signer := clusterSigner(t, platform, "datasette", datasettev1alpha1.SignerSettings{Policy: dataPolicy()})
-	var keys []types.NamespacedName
+	signer := clusterSigner(t, platform, datasettev1alpha1.SignerSettings{Policy: dataPolicy()})
+	keys := make([]types.NamespacedName, 0, len(namespaces)*perNamespace)
 	for _, ns := range namespaces {
 		for i := range perNamespace {
-			tok := signedToken(ns, fmt.Sprintf("tok-%02d", i), fmt.Sprintf("ci-%02d", i), datasettev1alpha1.ClusterDatasetteSignerKind, signer.Name)
+			tok := signedToken(ns, fmt.Sprintf("tok-%02d", i), fmt.Sprintf("ci-%02d", i), signer.Name)
 			create(t, tok)
 			keys = append(keys, client.ObjectKeyFromObject(tok))
 		}
@@ -402,7 +400,7 @@ func TestSignerRotationRemintsAcrossNamespaces(t *testing.T) {
 	elapsed := time.Since(start)
 	t.Logf("signer rotation → last of %d tokens (%d namespaces × %d) re-minted in %s", len(keys), len(namespaces), perNamespace, elapsed.Round(time.Millisecond))
 
-	var checks []pythonCheck
+	checks := make([]pythonCheck, 0, len(keys))
 	for _, key := range keys {
 		checks = append(checks, pythonCheck{Token: tokenOf(t, key), Key: "new-key"})
 	}
@@ -418,11 +416,11 @@ func TestSignerRotationRemintsAcrossNamespaces(t *testing.T) {
 func TestSignerDeletionAndRecreation(t *testing.T) {
 	requireEnvtest(t)
 	platform, ns := newNamespace(t), newNamespace(t)
-	labelNamespace(t, ns, "team", "data")
+	labelTeamData(t, ns)
 	startManager(t, ns)
 	signingSecret(t, platform, "datasette", "platform-key")
-	signer := clusterSigner(t, platform, "datasette", datasettev1alpha1.SignerSettings{Policy: dataPolicy()})
-	tok := signedToken(ns, "etl", "ci-etl", datasettev1alpha1.ClusterDatasetteSignerKind, signer.Name)
+	signer := clusterSigner(t, platform, datasettev1alpha1.SignerSettings{Policy: dataPolicy()})
+	tok := signedToken(ns, "etl", "ci-etl", signer.Name)
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
 	waitReason(t, key, ReasonIssued)
@@ -597,15 +595,15 @@ func TestIssueSignerYAMLApplies(t *testing.T) {
 	}, eventually, poll).Should(Succeed())
 
 	ns := newNamespace(t)
-	labelNamespace(t, ns, "team", "data")
+	labelTeamData(t, ns)
 	startManager(t, ns)
-	tok := signedToken(ns, "report", "report-bot", datasettev1alpha1.ClusterDatasetteSignerKind, signer.Name)
+	tok := signedToken(ns, "report", "report-bot", signer.Name)
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
 	waitReason(t, key, ReasonIssued)
 	pythonVerify(t, pythonCheck{Token: tokenOf(t, key), Key: "issue-example-key", MaxTTL: 24 * 3600})
 
-	denied := signedToken(ns, "root", "root", datasettev1alpha1.ClusterDatasetteSignerKind, signer.Name)
+	denied := signedToken(ns, "root", "root", signer.Name)
 	create(t, denied)
 	got := waitReason(t, client.ObjectKeyFromObject(denied), ReasonPolicyViolation)
 	if c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady); !strings.Contains(c.Message, `actor "root" is denied by ClusterDatasetteSigner "issue-example"`) {
