@@ -245,7 +245,8 @@ func TestSuspend(t *testing.T) {
 		t.Errorf("a suspended token with a valid Secret: Ready %s, renewalTime %v; want True and none", c.Status, suspended.Status.RenewalTime)
 	}
 
-	// Past its expiry, nothing is minted: Ready=False Suspended, never Stalled nor Reconciling.
+	// Past its expiry, nothing is minted: Ready=False Suspended, Stalled (only a person can resume
+	// it) and never Reconciling.
 	expiry := time.Unix(v.IssuedAt+v.Duration, 0)
 	var got *datasettev1alpha1.DatasetteToken
 	g.Eventually(func(g Gomega) {
@@ -263,10 +264,9 @@ func TestSuspend(t *testing.T) {
 	g.Expect(meta.FindStatusCondition(got.Status.Conditions, ConditionReconciling)).To(BeNil())
 	g.Expect(got.Status.RenewalTime).To(BeNil())
 	// Issue 10: "kstatus never reads a suspended token as InProgress forever". kstatus reads
-	// Ready=False without Stalled as InProgress, so a Ready=False Suspended token must carry
-	// something else (the lead decides what; see the report).
-	if s := kstatusOf(t, got); s == status.InProgressStatus {
-		t.Errorf("kstatus InProgress for a suspended, expired token (conditions %+v): a GitOps sync waiting on it never ends", got.Status.Conditions)
+	// Ready=False without Stalled as InProgress, so the operator sets Stalled: Failed, final.
+	if s := kstatusOf(t, got); s != status.FailedStatus {
+		t.Errorf("kstatus %s for a suspended, expired token (conditions %+v), want Failed: a GitOps sync must not wait on it", s, got.Status.Conditions)
 	}
 
 	// Resuming re-mints within seconds.
@@ -313,12 +313,14 @@ func TestNotAfter(t *testing.T) {
 	if c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady); c.Status != metav1.ConditionFalse {
 		t.Errorf("Ready %s after notAfter", c.Status)
 	}
-	if meta.FindStatusCondition(got.Status.Conditions, ConditionStalled) != nil || meta.FindStatusCondition(got.Status.Conditions, ConditionReconciling) != nil {
-		t.Errorf("Ended is neither Stalled nor Reconciling: %+v", got.Status.Conditions)
+	// Ended is Stalled, never Reconciling: kstatus reads Ready=False alone as InProgress forever,
+	// and a GitOps sync must not wait on a token that has ended; a person deletes or extends it.
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) || meta.FindStatusCondition(got.Status.Conditions, ConditionReconciling) != nil {
+		t.Errorf("Ended must be Stalled and not Reconciling: %+v", got.Status.Conditions)
 	}
-	// The issue wants Ended not Stalled; kstatus then reads Ready=False as InProgress (see the
-	// report): recorded here, not asserted.
-	t.Logf("kstatus after notAfter: %s", kstatusOf(t, got))
+	if s := kstatusOf(t, got); s != status.FailedStatus {
+		t.Errorf("kstatus %s after notAfter, want Failed", s)
+	}
 	if tokenOf(t, key) != token {
 		t.Errorf("a token was minted after notAfter")
 	}
