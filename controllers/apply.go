@@ -65,10 +65,12 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 	r.recordStatus(tok, status, in.want, p)
 	r.recordEvents(tok, p, setReadiness(&status.Conditions, tok.Generation, p.readiness))
 	if !equality.Semantic.DeepEqual(&tok.Status, status) {
+		before := tok.ResourceVersion
 		tok.Status = *status
 		if err := r.Status().Update(ctx, tok); err != nil {
 			return ctrl.Result{}, fmt.Errorf("updating the status of DatasetteToken %s/%s: %w", tok.Namespace, tok.Name, err)
 		}
+		r.statusWrites.record(tok, before)
 	}
 	if p.mint != noMint {
 		tokenMints.WithLabelValues(string(p.mint)).Inc()
@@ -133,15 +135,18 @@ func (r *DatasetteTokenReconciler) writeSecret(ctx context.Context, in *gathered
 		if err := r.Create(ctx, secret); err != nil {
 			return fmt.Errorf("creating Secret %s/%s: %w", secret.Namespace, secret.Name, err)
 		}
+		r.secretWrites.record(secret, "")
 		return nil
 	}
 	patch := secretPatch(in.secret, labels, annotations, p.token)
 	if patch == nil {
 		return nil
 	}
-	if err := r.Patch(ctx, in.secret.DeepCopy(), client.RawPatch(types.MergePatchType, patch)); err != nil {
+	written := in.secret.DeepCopy()
+	if err := r.Patch(ctx, written, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		return fmt.Errorf("updating Secret %s/%s: %w", in.secret.Namespace, in.secret.Name, err)
 	}
+	r.secretWrites.record(written, in.secret.ResourceVersion)
 	return nil
 }
 
@@ -202,7 +207,7 @@ func secretPatch(current *corev1.Secret, labels, annotations map[string]string, 
 func mapPatch(current, want map[string]string, removable []string) map[string]any {
 	out := map[string]any{}
 	for k, v := range want {
-		if cur, ok := current[k]; !ok || cur != v {
+		if cur, ok := current[k]; !ok || cur != cachedValue(v) {
 			out[k] = v
 		}
 	}

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"slices"
 
@@ -18,9 +20,19 @@ import (
 // trimmed to what the controller reads; every other Secret is seen through a metadata watch
 // trimmed to its name and version.
 
-// maxTemplateRecord bounds the template-keys annotation the cache reads (64 label and 64
-// annotation keys of at most 317 characters fit well within it).
-const maxTemplateRecord = 48 << 10
+const (
+	// maxTemplateRecord bounds the template-keys annotation the cache reads (64 label and 64
+	// annotation keys of at most 317 characters fit well within it).
+	maxTemplateRecord = 48 << 10
+	// maxTemplateKeys is how many label and annotation keys of the record are read, each: the
+	// schema's maxProperties.
+	maxTemplateKeys = 64
+	// maxCachedValue is the longest label or annotation value the cache keeps as it is; a longer
+	// one is kept as its digest, which is all the comparison with the spec needs.
+	maxCachedValue = 64
+	// digestPrefix marks a value kept as its digest.
+	digestPrefix = "\x00sha256:"
+)
 
 // CacheOptions returns the manager cache settings the controller relies on: Secrets are cached
 // only when they carry the operator's label, trimmed by trimOwnedSecret, and managed fields are
@@ -64,6 +76,11 @@ func trimOwnedSecret(obj any) (any, error) {
 	trimmed.Annotations = keepKeys(s.Annotations, func(k string) bool {
 		return ownAnnotation(k) || slices.Contains(record.Annotations, k)
 	})
+	for k, v := range trimmed.Annotations {
+		if k != annotationTemplateKeys {
+			trimmed.Annotations[k] = cachedValue(v)
+		}
+	}
 	if token := s.Data[tokenKey]; len(token) <= dstoken.MaxTokenSize {
 		trimmed.Data = map[string][]byte{tokenKey: token}
 	}
@@ -92,7 +109,19 @@ func templateKeysOf(annotations map[string]string) templateKeys {
 	if raw == "" || len(raw) > maxTemplateRecord || json.Unmarshal([]byte(raw), &record) != nil {
 		return templateKeys{}
 	}
+	record.Labels = record.Labels[:min(len(record.Labels), maxTemplateKeys)]
+	record.Annotations = record.Annotations[:min(len(record.Annotations), maxTemplateKeys)]
 	return record
+}
+
+// cachedValue is how the cache keeps a label or annotation value: as it is when short, else as
+// its digest.
+func cachedValue(v string) string {
+	if len(v) <= maxCachedValue {
+		return v
+	}
+	sum := sha256.Sum256([]byte(v))
+	return digestPrefix + hex.EncodeToString(sum[:])
 }
 
 // keepKeys returns the entries of m whose key passes keep, or nil when none does.

@@ -25,6 +25,9 @@ import (
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 )
 
+// errCacheBehind says that the cache does not yet show the operator's own last write.
+var errCacheBehind = errors.New("the cache does not show the operator's last write yet")
+
 // finalizerRetain holds a DatasetteToken whose deletionPolicy is Retain until its Secret has
 // been released.
 const finalizerRetain = "datasette.io/retain-secret"
@@ -52,6 +55,10 @@ type DatasetteTokenReconciler struct {
 	secretMetadata cache.Cache
 	// keys holds the signing keys in use.
 	keys *keyCache
+	// secretWrites and statusWrites remember the operator's own writes of Secrets and of
+	// DatasetteTokens' status: their watch events wake nobody, and a reconcile that reads a cache
+	// not yet showing them waits for it instead of losing a race.
+	secretWrites, statusWrites writeLog
 }
 
 // +kubebuilder:rbac:groups=datasette.io,resources=datasettetokens,verbs=get;list;watch;patch
@@ -71,12 +78,19 @@ func (r *DatasetteTokenReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	var tok datasettev1alpha1.DatasetteToken
 	if err := r.Get(ctx, req.NamespacedName, &tok); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.statusWrites.forget(req.NamespacedName)
 			forgetTokenMetrics(req.NamespacedName)
 			r.keys.release(keyUser("DatasetteToken", &metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}))
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if !r.statusWrites.caughtUp(req.NamespacedName, tok.ResourceVersion, true) {
+		return ctrl.Result{RequeueAfter: cacheLag}, nil
+	}
 	result, err := r.reconcile(ctx, &tok)
+	if errors.Is(err, errCacheBehind) {
+		return ctrl.Result{RequeueAfter: cacheLag}, nil
+	}
 	if isConflict(err) {
 		// Another writer was first; its change brings this token back. Nothing to log.
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -418,5 +419,35 @@ func TestTruncate(t *testing.T) {
 	got := truncate(strings.Repeat("é", 600), maxNote)
 	if len(got) > maxNote || !strings.HasSuffix(got, "…") || !strings.HasPrefix(got, "é") {
 		t.Errorf("truncate: %d bytes, %q…", len(got), got[:8])
+	}
+}
+
+// A Secret claiming to be ours keeps at most 64 template keys, and long values as digests that
+// still compare equal to the spec's values.
+func TestTrimOwnedSecretBoundsTemplateValues(t *testing.T) {
+	long := strings.Repeat("v", 4096)
+	keys := make([]string, 0, 1000)
+	annotations := map[string]string{}
+	for i := range 1000 {
+		k := fmt.Sprintf("k%d", i)
+		keys = append(keys, k)
+		annotations[k] = long
+	}
+	record, _ := json.Marshal(templateKeys{Annotations: keys})
+	annotations[annotationTemplateKeys] = string(record)
+	owner := metav1.OwnerReference{APIVersion: "datasette.io/v1alpha1", Kind: "DatasetteToken", Name: "tok", UID: "u", Controller: ptr.To(true)}
+	got, _ := trimOwnedSecret(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", OwnerReferences: []metav1.OwnerReference{owner}, Annotations: annotations}})
+	s := got.(*corev1.Secret)
+	if len(s.Annotations) != maxTemplateKeys+1 {
+		t.Fatalf("kept %d annotations, want %d", len(s.Annotations), maxTemplateKeys+1)
+	}
+	if v := s.Annotations["k0"]; len(v) > 80 || !strings.HasPrefix(v, digestPrefix) {
+		t.Errorf("a long value is kept as %q", v)
+	}
+	if p := mapPatch(s.Annotations, map[string]string{"k0": long}, nil); len(p) != 0 {
+		t.Errorf("a digested value must compare equal to the spec's: patch %v", p)
+	}
+	if p := mapPatch(s.Annotations, map[string]string{"k0": long + "!"}, nil); len(p) != 1 {
+		t.Errorf("a changed value must be patched: patch %v", p)
 	}
 }

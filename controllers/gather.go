@@ -33,6 +33,10 @@ func (r *DatasetteTokenReconciler) gather(ctx context.Context, tok *datasettev1a
 	if in.secret, err = r.outputSecret(ctx, key); err != nil {
 		return nil, err
 	}
+	if in.secret != nil && !r.secretWrites.caughtUp(key, in.secret.ResourceVersion, true) ||
+		in.secret == nil && !r.secretWrites.caughtUp(key, "", false) {
+		return nil, errCacheBehind
+	}
 	if old := tok.Status.SecretName; old != "" && old != in.want.secretName {
 		if in.staleSecret, err = r.cachedSecret(ctx, types.NamespacedName{Namespace: tok.Namespace, Name: old}); err != nil {
 			return nil, err

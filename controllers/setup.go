@@ -67,8 +67,9 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	err = ctrl.NewControllerManagedBy(mgr).
 		For(&datasettev1alpha1.DatasetteToken{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, renewRequested{}, deletionStarted{}))).
-		Owns(&corev1.Secret{}).
-		WatchesRawSource(source.Kind(secretMetadata, client.Object(secretMeta), handler.EnqueueRequestsFromMapFunc(r.tokensNamingSecret))).
+		Owns(&corev1.Secret{}, builder.WithPredicates(r.secretWrites.notOwnWrite())).
+		WatchesRawSource(source.Kind(secretMetadata, client.Object(secretMeta), handler.EnqueueRequestsFromMapFunc(r.tokensNamingSecret),
+			r.secretWrites.notOwnWrite())).
 		Watches(&datasettev1alpha1.DatasetteSigner{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfSigner),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&datasettev1alpha1.ClusterDatasetteSigner{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfSigner),

@@ -144,7 +144,7 @@ func (m *runningManager) logLines(match func(string) bool) []string {
 }
 
 // reconcileErrorsGrowth is how much controller_runtime_reconcile_errors_total grew since the manager
-// started. It counts conflicts too, so it is only ever checked for growth.
+// started (conflicts are quiet requeues, not errors).
 func (m *runningManager) reconcileErrorsGrowth() float64 {
 	return reconcileErrorsTotal() - m.errorsBefore
 }
@@ -158,6 +158,9 @@ func (m *runningManager) assertNoRBACErrors(t *testing.T) {
 	}
 	if lines := m.reconcileErrors(); len(lines) > 0 {
 		t.Errorf("%d reconciles failed:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	if n := m.reconcileErrorsGrowth(); n != 0 {
+		t.Errorf("controller_runtime_reconcile_errors_total grew by %v", n)
 	}
 }
 
