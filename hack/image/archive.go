@@ -44,7 +44,7 @@ func writeArchive(out, ref string, idx v1.ImageIndex) error {
 		return fmt.Errorf("OCI layout: %w", err)
 	}
 	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{
-		"io.containerd.image.name":         containerdName(tag),
+		"io.containerd.image.name":          containerdName(tag),
 		"org.opencontainers.image.ref.name": tag.TagStr(),
 	})); err != nil {
 		return fmt.Errorf("OCI layout: %w", err)
