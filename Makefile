@@ -130,6 +130,38 @@ build-installer: manifests generate kustomize ## Write dist/install.yaml for IMG
 	  $(call kustomize-build-with-image,default); } > dist/install.yaml.tmp
 	mv dist/install.yaml.tmp dist/install.yaml
 
+##@ Shipping
+
+CHART = charts/datasette-token-operator
+
+.PHONY: helm-crds
+helm-crds: manifests ## Copy config/crd/bases into the chart's crds/ (a test checks they are identical).
+	rm -f $(CHART)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+
+.PHONY: helm-files
+helm-files: manifests ## Copy the CRDs, ClusterRole rules, alerts and dashboard into the chart, and the alerts into the PrometheusRule.
+	$(MAKE) helm-crds
+	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
+	cp config/prometheus/alerts.yaml $(CHART)/files/alerts.yaml
+	cp config/grafana/dashboard.json $(CHART)/files/dashboard.json
+	{ sed -n '1,/^spec:$$/p' config/prometheus/prometheusrule.yaml; \
+	  sed -n '/^groups:/,$$p' config/prometheus/alerts.yaml | sed 's/^./  &/'; } > config/prometheus/prometheusrule.yaml.tmp
+	mv config/prometheus/prometheusrule.yaml.tmp config/prometheus/prometheusrule.yaml
+
+.PHONY: helm-check
+helm-check: helm ## helm lint and helm template, with the default values and with every toggle on.
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) -f $(CHART)/ci/all-on-values.yaml
+	$(HELM) template datasette-token-operator $(CHART) --namespace datasette-token-operator-system >/dev/null
+	$(HELM) template datasette-token-operator $(CHART) --namespace datasette-token-operator-system -f $(CHART)/ci/all-on-values.yaml >/dev/null
+
+.PHONY: test-alerts
+test-alerts: promtool ## promtool check and unit-test the alerts; check the dashboard's queries parse.
+	$(PROMTOOL) check rules config/prometheus/alerts.yaml
+	$(PROMTOOL) test rules config/prometheus/alerts_test.yaml
+	PROMTOOL=$(PROMTOOL) go test ./test/monitoring -run '^TestDashboardQueriesParse$$' -count=1 -v | grep -E '^(--- |ok|FAIL)'
+
 ##@ Local cluster
 
 .PHONY: envtest
