@@ -44,11 +44,11 @@ type options struct {
 }
 
 func parsePlatform(s string) (v1.Platform, error) {
-	os, arch, ok := strings.Cut(strings.TrimSpace(s), "/")
-	if !ok || os == "" || arch == "" || strings.Contains(arch, "/") {
+	goos, arch, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if !ok || goos == "" || arch == "" || strings.Contains(arch, "/") {
 		return v1.Platform{}, fmt.Errorf("platform %q: want os/arch", s)
 	}
-	return v1.Platform{OS: os, Architecture: arch}, nil
+	return v1.Platform{OS: goos, Architecture: arch}, nil
 }
 
 // annotations are the OCI annotations (and image labels) every image and the index carry.

@@ -200,8 +200,9 @@ func checkImage(t *testing.T, img v1.Image, p v1.Platform, wantLabels map[string
 		}
 	}
 	// Nothing but the binaries: no shell, no libc, no /etc.
-	var names []string
-	for n := range layerFiles(t, img) {
+	files := layerFiles(t, img)
+	names := make([]string, 0, len(files))
+	for n := range files {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -225,7 +226,7 @@ func readIndex(t *testing.T, path string) (v1.ImageIndex, string) {
 	tr := tar.NewReader(f)
 	for {
 		hdr, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -311,7 +312,7 @@ func layerFiles(t *testing.T, img v1.Image) map[string][]byte {
 		tr := tar.NewReader(rc)
 		for {
 			hdr, err := tr.Next()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {

@@ -110,7 +110,7 @@ func TestDashboardShape(t *testing.T) {
 	if d.UID == "" {
 		t.Error("the dashboard has no uid: importing it twice would duplicate it")
 	}
-	var titles []string
+	titles := make([]string, 0, len(d.Panels))
 	for _, p := range d.Panels {
 		titles = append(titles, p.Title)
 		if len(p.Targets) == 0 {
