@@ -1,6 +1,14 @@
 # Image URL to use for building and pushing the manager image.
 IMG ?= datasette-token-operator:latest
 
+# Version stamped into both binaries (manager --version, datasette-token --version) and the image.
+# DATE is the commit's date, so that one commit always gives the same binaries and image.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo 1970-01-01T00:00:00Z)
+VERSION_PKG = github.com/datasette-token-operator/datasette-token-operator/internal/version
+LDFLAGS ?= -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT) -X $(VERSION_PKG).Date=$(DATE)
+
 # Get the currently used golang install path (in GOPATH/bin, unless GOBIN is set).
 ifeq (,$(shell go env GOBIN))
 GOBIN=$(shell go env GOPATH)/bin
@@ -74,8 +82,8 @@ lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
 
 .PHONY: build
 build: manifests generate fmt vet ## Build bin/manager and bin/datasette-token.
-	go build -o bin/manager ./cmd/manager
-	go build -o bin/datasette-token ./cmd/datasette-token
+	go build -ldflags "$(LDFLAGS)" -o bin/manager ./cmd/manager
+	go build -ldflags "$(LDFLAGS)" -o bin/datasette-token ./cmd/datasette-token
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the controller from your host against the cluster in KUBECONFIG.
@@ -83,17 +91,76 @@ run: manifests generate fmt vet ## Run the controller from your host against the
 
 .PHONY: docker-build
 docker-build: ## Build the manager image.
-	$(CONTAINER_TOOL) build -t ${IMG} .
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg DATE=$(DATE) -t ${IMG} .
 
 .PHONY: docker-push
 docker-push: ## Push the manager image.
 	$(CONTAINER_TOOL) push ${IMG}
 
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+comma := ,
+
+.PHONY: image
+image: ## Build dist/manager-image.tar (IMG, amd64 and arm64) without a container daemon, and check it.
+	@rm -rf dist/bin
+	@for p in $(subst $(comma), ,$(IMAGE_PLATFORMS)); do \
+	  for b in manager datasette-token; do \
+	    echo "go build $$p $$b"; \
+	    CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} go build -trimpath -ldflags "-s -w $(LDFLAGS)" \
+	      -o dist/bin/$${p%/*}_$${p#*/}/$$b ./cmd/$$b || exit 1; \
+	  done; \
+	done
+	go run ./hack/image --bin-dir dist/bin --platforms $(IMAGE_PLATFORMS) --ref $(IMG) \
+	  --version $(VERSION) --revision $(COMMIT) --created $(DATE) --out dist/manager-image.tar
+	go test ./hack/image -run '^TestRealImage$$' -count=1
+	@ls -l dist/manager-image.tar
+
+# kustomize-build-with-image builds config/$(1) with the manager image set to IMG, from a copy of
+# config/ in a temporary directory, so that no tracked file changes.
+define kustomize-build-with-image
+tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -R config "$$tmp/" && \
+  (cd "$$tmp/config/manager" && $(KUSTOMIZE) edit set image controller=${IMG}) && \
+  $(KUSTOMIZE) build "$$tmp/config/$(1)"
+endef
+
 .PHONY: build-installer
-build-installer: manifests generate kustomize ## Write dist/install.yaml: the CRD and every resource needed to deploy the operator.
+build-installer: manifests generate kustomize ## Write dist/install.yaml for IMG: the CRDs and every resource needed to deploy the operator.
 	mkdir -p dist
-	cd config/manager && $(KUSTOMIZE) edit set image controller=${IMG}
-	$(KUSTOMIZE) build config/default > dist/install.yaml
+	{ echo "# datasette-token-operator $(VERSION) ($(COMMIT)), image ${IMG}"; \
+	  $(call kustomize-build-with-image,default); } > dist/install.yaml.tmp
+	mv dist/install.yaml.tmp dist/install.yaml
+
+##@ Shipping
+
+CHART = charts/datasette-token-operator
+
+.PHONY: helm-crds
+helm-crds: manifests ## Copy config/crd/bases into the chart's crds/ (a test checks they are identical).
+	rm -f $(CHART)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+
+.PHONY: helm-files
+helm-files: manifests ## Copy the CRDs, ClusterRole rules, alerts and dashboard into the chart, and the alerts into the PrometheusRule.
+	$(MAKE) helm-crds
+	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
+	cp config/prometheus/alerts.yaml $(CHART)/files/alerts.yaml
+	cp config/grafana/dashboard.json $(CHART)/files/dashboard.json
+	{ sed -n '1,/^spec:$$/p' config/prometheus/prometheusrule.yaml; \
+	  sed -n '/^groups:/,$$p' config/prometheus/alerts.yaml | sed 's/^./  &/'; } > config/prometheus/prometheusrule.yaml.tmp
+	mv config/prometheus/prometheusrule.yaml.tmp config/prometheus/prometheusrule.yaml
+
+.PHONY: helm-check
+helm-check: helm ## helm lint and helm template, with the default values and with every toggle on.
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) -f $(CHART)/ci/all-on-values.yaml
+	$(HELM) template datasette-token-operator $(CHART) --namespace datasette-token-operator-system >/dev/null
+	$(HELM) template datasette-token-operator $(CHART) --namespace datasette-token-operator-system -f $(CHART)/ci/all-on-values.yaml >/dev/null
+
+.PHONY: test-alerts
+test-alerts: promtool ## promtool check and unit-test the alerts; check the dashboard's queries parse.
+	$(PROMTOOL) check rules config/prometheus/alerts.yaml
+	$(PROMTOOL) test rules config/prometheus/alerts_test.yaml
+	PROMTOOL=$(PROMTOOL) go test ./test/monitoring -run '^TestDashboardQueriesParse$$' -count=1 -v | grep -E '^(--- |ok|FAIL)'
 
 ##@ Local cluster
 
@@ -126,8 +193,7 @@ uninstall: manifests kustomize ## Uninstall the CRD. Call with ignore-not-found=
 
 .PHONY: deploy
 deploy: manifests kustomize ## Deploy the controller to the cluster in KUBECONFIG.
-	cd config/manager && $(KUSTOMIZE) edit set image controller=${IMG}
-	$(KUSTOMIZE) build config/default | $(KUBECTL) apply -f -
+	$(call kustomize-build-with-image,default) | $(KUBECTL) apply -f -
 
 .PHONY: undeploy
 undeploy: kustomize ## Undeploy the controller. Call with ignore-not-found=true to ignore missing resources.
@@ -145,11 +211,16 @@ KUBECTL ?= kubectl
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT = $(LOCALBIN)/golangci-lint
+HELM ?= $(LOCALBIN)/helm
+PROMTOOL ?= $(LOCALBIN)/promtool
 
 ## Tool Versions
 KUSTOMIZE_VERSION ?= v5.8.1
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
+HELM_VERSION ?= v3.22.0
+## promtool is versioned as the Go module github.com/prometheus/prometheus: v0.316.0 is Prometheus v3.16.0.
+PROMTOOL_VERSION ?= v0.316.0
 
 ## The control plane's version follows go.mod's k8s.io/api (v0.37.N -> v1.37.N).
 K8S_VERSION = $(shell go list -m -f '{{.Version}}' k8s.io/api | sed 's/^v0/1/')
@@ -169,6 +240,16 @@ $(CONTROLLER_GEN): $(LOCALBIN)
 golangci-lint: $(GOLANGCI_LINT) ## Build golangci-lint into bin/.
 $(GOLANGCI_LINT): $(LOCALBIN)
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+.PHONY: helm
+helm: $(HELM) ## Build helm into bin/.
+$(HELM): $(LOCALBIN)
+	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+
+.PHONY: promtool
+promtool: $(PROMTOOL) ## Build promtool into bin/.
+$(PROMTOOL): $(LOCALBIN)
+	$(call go-install-tool,$(PROMTOOL),github.com/prometheus/prometheus/cmd/promtool,$(PROMTOOL_VERSION))
 
 # go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
 # $1 - target path with name of binary
