@@ -42,10 +42,10 @@ var verdicts = map[string]struct {
 	"token-stalled-secret-conflict":  {degraded, status.FailedStatus, "SecretConflict", "a person must act"},
 	"token-suspended-still-valid":    {suspended, status.CurrentStatus, "Issued", "suspended, the kept token still valid"},
 	// cli-utils reads Ready=False without Reconciling or Stalled as InProgress (checkReadyCondition),
-	// so these two never read Current: Flux would wait on them until its timeout. See
-	// kstatusReadsReadyFalse and the README.
-	"token-suspended":                 {suspended, status.InProgressStatus, "Suspended", "suspended, the kept token no longer valid"},
-	"token-ended":                     {suspended, status.InProgressStatus, "Ended", "notAfter passed: nothing more will happen"},
+	// so the operator sets Stalled beside these two: kstatus says Failed, final, and no sync waits
+	// on them; Argo CD has a state of its own for them. See pausedTokens.
+	"token-suspended":                 {suspended, status.FailedStatus, "Suspended", "suspended, the kept token no longer valid"},
+	"token-ended":                     {suspended, status.FailedStatus, "Ended", "notAfter passed: nothing more will happen"},
 	"token-restart-targets-not-ready": {healthy, status.CurrentStatus, "RestartTargetsReady=False", "a missing rollout target does not change Ready"},
 	"token-old-observed-generation":   {progressing, status.InProgressStatus, "generation 3", "the operator has not seen the latest spec"},
 	// DatasetteSigner.
@@ -114,23 +114,23 @@ func TestKstatus(t *testing.T) {
 	}
 }
 
-// kstatusReadsReadyFalse lists the fixtures whose Ready=False (by design, with neither Reconciling
-// nor Stalled) kstatus reads as InProgress although nothing more will happen: Argo CD says
-// Suspended. kstatus has no state for "done, but not Ready".
-var kstatusReadsReadyFalse = map[string]bool{"token-suspended": true, "token-ended": true}
+// pausedTokens lists the fixtures of tokens that nothing but a person will change (suspended with
+// an expired token, or ended): Stalled, so kstatus says Failed, while Argo CD says Suspended.
+// kstatus has no state for "done on purpose, but not Ready".
+var pausedTokens = map[string]bool{"token-suspended": true, "token-ended": true}
 
 // TestArgoAndKstatusAgree checks the two readings never contradict each other where both have an
 // opinion: Degraded exactly when Failed, and Healthy or Suspended only when Current.
 func TestArgoAndKstatusAgree(t *testing.T) {
 	for name, v := range verdicts {
-		if (v.argo == degraded) != (v.kstatus == status.FailedStatus) {
-			t.Errorf("%s: Argo CD %s but kstatus %s", name, v.argo, v.kstatus)
-		}
-		if kstatusReadsReadyFalse[name] {
-			if v.argo != suspended || v.kstatus != status.InProgressStatus {
-				t.Errorf("%s: listed in kstatusReadsReadyFalse but Argo CD %s, kstatus %s", name, v.argo, v.kstatus)
+		if pausedTokens[name] {
+			if v.argo != suspended || v.kstatus != status.FailedStatus {
+				t.Errorf("%s: listed in pausedTokens but Argo CD %s, kstatus %s", name, v.argo, v.kstatus)
 			}
 			continue
+		}
+		if (v.argo == degraded) != (v.kstatus == status.FailedStatus) {
+			t.Errorf("%s: Argo CD %s but kstatus %s", name, v.argo, v.kstatus)
 		}
 		if (v.argo == healthy || v.argo == suspended) && v.kstatus != status.CurrentStatus {
 			t.Errorf("%s: Argo CD %s but kstatus %s", name, v.argo, v.kstatus)

@@ -1,7 +1,7 @@
 -- Argo CD health for datasette.io/DatasetteToken, following the operator's status contract:
 --   not yet observed (no status, observedGeneration -1 or behind metadata.generation) -> Progressing
+--   spec.suspend, or Ready reason Ended or Suspended (nothing more happens, by design)  -> Suspended
 --   Stalled=True (a person must act)                                                   -> Degraded
---   spec.suspend, or Ready=False reason Ended (nothing more will happen, by design)     -> Suspended
 --   Ready=True                                                                         -> Healthy
 --   Reconciling=True (waiting that time can fix, e.g. the signing Secret is on its way) -> Progressing
 -- RestartTargetsReady=False does not change the verdict; the message mentions it.
@@ -39,12 +39,6 @@ local stalled = condition("Stalled")
 local reconciling = condition("Reconciling")
 local restart = condition("RestartTargetsReady")
 
-if stalled ~= nil and stalled.status == "True" then
-  hs.status = "Degraded"
-  hs.message = describe(stalled)
-  return hs
-end
-
 local suspended = obj.spec ~= nil and obj.spec.suspend == true
 if suspended or (ready ~= nil and ready.status == "False" and (ready.reason == "Ended" or ready.reason == "Suspended")) then
   hs.status = "Suspended"
@@ -53,6 +47,12 @@ if suspended or (ready ~= nil and ready.status == "False" and (ready.reason == "
   else
     hs.message = "Suspended"
   end
+  return hs
+end
+
+if stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"
+  hs.message = describe(stalled)
   return hs
 end
 
