@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
@@ -8,6 +10,9 @@ import (
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 )
+
+// readyReasons remembers each token's last Ready reason, so that its old reason series goes.
+var readyReasons sync.Map // types.NamespacedName -> string
 
 // tokenLabels name a DatasetteToken's series.
 var tokenLabels = []string{"namespace", "name"}
@@ -22,10 +27,10 @@ var (
 		Name: "datasette_token_issued_timestamp_seconds",
 		Help: "Unix time at which the DatasetteToken's current token was issued.",
 	}, tokenLabels)
-	tokenPaused = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "datasette_token_paused",
-		Help: "1 while the DatasetteToken is suspended (spec.suspend) or has ended (spec.notAfter passed): no renewal is expected.",
-	}, tokenLabels)
+	tokenReadyReason = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "datasette_token_ready_reason",
+		Help: "1 for the reason of the DatasetteToken's Ready condition (one series per token): Issued, Suspended, Ended, PolicyViolation, ...",
+	}, append(tokenLabels, "reason"))
 	tokenReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "datasette_token_ready",
 		Help: "1 when the DatasetteToken's Secret holds a valid token for its current spec, else 0.",
@@ -37,7 +42,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(tokenExpiry, tokenIssued, tokenPaused, tokenReady, tokenMints)
+	metrics.Registry.MustRegister(tokenExpiry, tokenIssued, tokenReadyReason, tokenReady, tokenMints)
 }
 
 // recordTokenMetrics publishes a DatasetteToken's readiness and expiry.
@@ -47,11 +52,13 @@ func recordTokenMetrics(tok *datasettev1alpha1.DatasetteToken) {
 		ready = 1
 	}
 	tokenReady.WithLabelValues(tok.Namespace, tok.Name).Set(ready)
-	isPaused := 0.0
-	if c := meta.FindStatusCondition(tok.Status.Conditions, ConditionReady); c != nil && paused(c.Reason) {
-		isPaused = 1
+	if c := meta.FindStatusCondition(tok.Status.Conditions, ConditionReady); c != nil {
+		key := types.NamespacedName{Namespace: tok.Namespace, Name: tok.Name}
+		if before, ok := readyReasons.Swap(key, c.Reason); ok && before != c.Reason {
+			tokenReadyReason.DeleteLabelValues(tok.Namespace, tok.Name, before.(string))
+		}
+		tokenReadyReason.WithLabelValues(tok.Namespace, tok.Name, c.Reason).Set(1)
 	}
-	tokenPaused.WithLabelValues(tok.Namespace, tok.Name).Set(isPaused)
 	if issued := tok.Status.IssuedAt; issued != nil {
 		tokenIssued.WithLabelValues(tok.Namespace, tok.Name).Set(float64(issued.Unix()))
 	}
@@ -67,5 +74,7 @@ func forgetTokenMetrics(name types.NamespacedName) {
 	tokenReady.DeleteLabelValues(name.Namespace, name.Name)
 	tokenExpiry.DeleteLabelValues(name.Namespace, name.Name)
 	tokenIssued.DeleteLabelValues(name.Namespace, name.Name)
-	tokenPaused.DeleteLabelValues(name.Namespace, name.Name)
+	if before, ok := readyReasons.LoadAndDelete(name); ok {
+		tokenReadyReason.DeleteLabelValues(name.Namespace, name.Name, before.(string))
+	}
 }
