@@ -44,6 +44,7 @@ type floorResults struct {
 
 // operatorResults are the operator's measures.
 type operatorResults struct {
+	workers                float64 // the controller's worker count, from its metrics
 	burstReady, burstIdle  time.Duration
 	burstReconciles        float64
 	burstRequests          requestCounts
@@ -197,7 +198,8 @@ func (b *bench) launchManager(ctx context.Context) error {
 	if b.mgr, err = startManager(b.cfg.managerBin, args, b.logPath); err != nil {
 		return err
 	}
-	_, err = b.mgr.waitIdle(ctx, b.cfg.controller, 0, b.cfg.idleWindow, b.cfg.phaseTimeout)
+	idle, err := b.mgr.waitIdle(ctx, b.cfg.controller, 0, b.cfg.idleWindow, b.cfg.phaseTimeout)
+	b.operator.workers = idle.sample.workers
 	return err
 }
 

@@ -195,3 +195,17 @@ func TestPublicArgsHidesTheKubeconfigPath(t *testing.T) {
 		t.Errorf("publicArgs = %q", got)
 	}
 }
+
+func TestFormatCount(t *testing.T) {
+	for v, want := range map[float64]string{3: "3", 3.0004: "3", 2.02: "2.02", 0.0005: "0.0005", 2000: "2000", 152.4: "152"} {
+		if got := formatCount(v); got != want {
+			t.Errorf("formatCount(%v) = %q, want %q", v, got, want)
+		}
+	}
+	if m := compared("reads", "", 0.002, 0.001); m.Ratio != nil {
+		t.Errorf("a ratio of background counts: %v", *m.Ratio)
+	}
+	if m := compared("burst", "s", 3, 2); m.Ratio == nil || *m.Ratio != 1.5 {
+		t.Errorf("compared(3 s, 2 s) = %+v", m)
+	}
+}

@@ -195,7 +195,6 @@ var (
 	readVerbs  = []string{"GET", "LIST"}
 )
 
-
 // String names the kind of request as kubectl would: "PUT datasettetokens.datasette.io/status".
 func (k requestKey) String() string {
 	name := k.Resource

@@ -35,6 +35,7 @@ type meta struct {
 	BestBurst     int      `json:"floorBurstBestWorkers"`
 	BestRotation  int      `json:"floorRotationBestWorkers"`
 	ManagerArgs   []string `json:"managerArgs"`
+	ManagerWorker float64  `json:"managerWorkers"`
 	CPUs          int      `json:"cpus"`
 	LoadAvgStart  string   `json:"loadAverageAtStart"`
 	LoadAvgEnd    string   `json:"loadAverageAtEnd"`
@@ -72,7 +73,7 @@ func (b *bench) results() *results {
 			Tokens: b.cfg.tokens, Unrelated: b.cfg.unrelated, UnrelatedSize: b.cfg.unrelatedSize, Repairs: b.cfg.repairs,
 			Workers: b.cfg.workers, FloorWorkers: b.cfg.floorWorkers,
 			BestBurst: b.floor.burst.workers, BestRotation: b.floor.rotation.workers,
-			ManagerArgs: publicArgs(b.mgrArgs), CPUs: runtime.NumCPU(),
+			ManagerArgs: publicArgs(b.mgrArgs), ManagerWorker: b.operator.workers, CPUs: runtime.NumCPU(),
 			LoadAvgStart: loadAvgAtStart, LoadAvgEnd: loadAverage(),
 		},
 		Measures: b.measures(),
@@ -119,10 +120,11 @@ func (b *bench) measures() []measure {
 	return rows
 }
 
-// compared is a row with a floor; the ratio is left out when the floor is zero.
+// compared is a row with a floor. The ratio is left out when the floor is zero, or a count of
+// requests below 0.01 per token (the API server's own background requests).
 func compared(name, unit string, operator, floor float64) measure {
 	m := measure{Name: name, Unit: unit, Operator: operator, Floor: &floor}
-	if floor > 0 {
+	if floor > 0 && (unit != "" || floor >= 0.01) {
 		r := operator / floor
 		m.Ratio = &r
 	}
@@ -178,7 +180,7 @@ func (r *results) writeTables(out io.Writer) error {
 		m.Tokens, m.Unrelated, m.UnrelatedSize, m.Repairs)
 	p.printf("floor: the same writes by a plain client, best of %v workers (burst: %d, rotation: %d); harness workers: %d\n",
 		m.FloorWorkers, m.BestBurst, m.BestRotation, m.Workers)
-	p.printf("manager: %s\n", strings.Join(m.ManagerArgs, " "))
+	p.printf("manager: %s (%.0f workers)\n", strings.Join(m.ManagerArgs, " "), m.ManagerWorker)
 	p.printf("machine: %d CPUs, load average %s at start, %s at end; wall time %.0f s\n\n",
 		m.CPUs, m.LoadAvgStart, m.LoadAvgEnd, m.WallSeconds)
 
@@ -201,8 +203,8 @@ func (r *results) writeTables(out io.Writer) error {
 	tw = &printer{w: tabwriter.NewWriter(p, 0, 0, 2, ' ', tabwriter.AlignRight)}
 	tw.printf("request\tburst/token\tfloor\trotation/token\tfloor\trestart\tfloor (cache sync)\t\n")
 	for _, row := range r.Requests {
-		tw.printf("%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t\n", row.Request,
-			row.BurstOperator, row.BurstFloor, row.RotationOperator, row.RotationFloor, row.RestartOperator, row.RestartFloor)
+		tw.printf("%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t\n", row.Request, formatCount(row.BurstOperator), formatCount(row.BurstFloor),
+			formatCount(row.RotationOperator), formatCount(row.RotationFloor), row.RestartOperator, row.RestartFloor)
 	}
 	tw.flush()
 	for _, note := range r.Notes {
@@ -261,10 +263,16 @@ func formatValue(v float64, unit string) string {
 	case "MiB", "KiB":
 		return fmt.Sprintf("%.1f %s", v, unit)
 	}
-	if v == math.Trunc(v) {
+	return formatCount(v)
+}
+
+// formatCount prints a count, or a count per token, with three significant digits at most:
+// "3", "2.02", "0.0005".
+func formatCount(v float64) string {
+	if v == math.Trunc(v) || v >= 100 {
 		return fmt.Sprintf("%.0f", v)
 	}
-	return fmt.Sprintf("%.2f", v)
+	return fmt.Sprintf("%.3g", v)
 }
 
 // latencyQuantiles are the median and the 99th percentile of some latencies.

@@ -53,7 +53,6 @@ type tracker struct {
 // startTracker starts informers on the namespace's DatasetteTokens and Secrets and returns once
 // they have synced. The caller must call stop: the API server does not stop while they watch.
 func startTracker(ctx context.Context, cp *controlPlane, namespace string) (*tracker, error) {
-	ctx, cancel := context.WithCancel(ctx)
 	t := &tracker{changed: make(chan struct{}), tokens: map[string]tokenState{}, secrets: map[string]secretState{}}
 
 	dynFactory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(cp.dyn, 0, namespace, nil)
@@ -75,6 +74,7 @@ func startTracker(ctx context.Context, cp *controlPlane, namespace string) (*tra
 		return nil, fmt.Errorf("watching Secrets: %w", err)
 	}
 
+	ctx, cancel := context.WithCancel(ctx)
 	dynFactory.Start(ctx.Done())
 	kubeFactory.Start(ctx.Done())
 	t.stop = func() {
