@@ -78,9 +78,9 @@ func run(ctx context.Context, cfg config) (*results, error) {
 	err = errors.Join(err, b.cleanUp())
 	if err != nil {
 		if _, statErr := os.Stat(b.logPath); statErr == nil {
-			err = fmt.Errorf("%w\nthe manager's log is kept in %s", err, b.logPath)
+			return nil, fmt.Errorf("%w\nthe manager's log is kept in %s", err, b.logPath)
 		}
-		return nil, err
+		return nil, errors.Join(err, os.RemoveAll(work))
 	}
 	if cfg.keepManagerLogOnExit {
 		b.logf("the manager's log is kept in %s", b.logPath)
