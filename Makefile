@@ -78,6 +78,13 @@ lint: golangci-lint ## Run golangci-lint.
 lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
 	$(GOLANGCI_LINT) run --fix
 
+.PHONY: bench-operator
+bench-operator: manifests envtest ## Measure the operator at scale beside the raw API floor on a local control plane (BENCH_ARGS="-n 2000").
+	go build -o bin/manager ./cmd/manager
+	go build -o bin/bench-operator ./hack/bench-operator
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" bin/bench-operator -manager bin/manager -crds config/crd/bases $(BENCH_ARGS)
+BENCH_ARGS ?=
+
 ##@ Build
 
 .PHONY: build
