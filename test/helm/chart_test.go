@@ -114,6 +114,20 @@ func TestDefaultRender(t *testing.T) {
 	assertGoMemLimit(t, c)
 }
 
+// namespacedRules keeps of rules those on namespaced resources.
+func namespacedRules(rules []rbacv1.PolicyRule) []rbacv1.PolicyRule {
+	var out []rbacv1.PolicyRule
+	for _, rule := range rules {
+		rule.Resources = slices.DeleteFunc(slices.Clone(rule.Resources), func(r string) bool {
+			return r == "namespaces" || strings.HasPrefix(r, "clusterdatasettesigners")
+		})
+		if len(rule.Resources) > 0 {
+			out = append(out, rule)
+		}
+	}
+	return out
+}
+
 // TestEveryToggleOn renders ci/all-on-values.yaml, the values CI lints with.
 func TestEveryToggleOn(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(chartDir, "ci/all-on-values.yaml"))
@@ -133,16 +147,7 @@ func TestEveryToggleOn(t *testing.T) {
 
 	// Namespace-scoped: a Role in each watched namespace with every namespaced rule of
 	// config/rbac/role.yaml, nothing namespaced cluster-wide.
-	var namespaced []rbacv1.PolicyRule
-	for _, rule := range managerRules(t) {
-		rule.Resources = slices.DeleteFunc(slices.Clone(rule.Resources), func(r string) bool {
-			return r == "namespaces" || strings.HasPrefix(r, "clusterdatasettesigners")
-		})
-		if len(rule.Resources) > 0 {
-			namespaced = append(namespaced, rule)
-		}
-	}
-	want := ruleSet(namespaced)
+	want := ruleSet(namespacedRules(managerRules(t)))
 	for _, ns := range []string{"analytics", "reporting"} {
 		var role rbacv1.Role
 		decode(t, find(t, objs, "Role", ns, fullname+"-manager"), &role)
