@@ -3,35 +3,25 @@ package controllers
 import (
 	"bytes"
 	"compress/zlib"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"runtime"
 	"runtime/metrics"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
@@ -41,177 +31,6 @@ import (
 // must neither take the manager down nor go unexplained; and the scale properties of the key
 // cache and of the stale-Secret clean-up. The manager runs in this process, so its memory is
 // the test's Go heap.
-
-// apiRequest is one request a manager sent to the API server.
-type apiRequest struct {
-	// verb is get, list, watch, create, update, patch or delete.
-	verb string
-	// resource is the resource, with its subresource ("datasettetokens/status").
-	resource  string
-	namespace string
-	name      string
-	// code is the response's status code (0 when none came).
-	code int
-}
-
-// requestLog records every request a manager sends to the API server.
-type requestLog struct {
-	mu       sync.Mutex
-	requests []apiRequest
-}
-
-func (l *requestLog) record(req *http.Request, code int) {
-	r := parseRequest(req)
-	r.code = code
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.requests = append(l.requests, r)
-}
-
-// mark returns a position in the log, for since.
-func (l *requestLog) mark() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.requests)
-}
-
-// since returns the requests recorded after mark that match.
-func (l *requestLog) since(mark int, match func(apiRequest) bool) []apiRequest {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []apiRequest
-	for _, r := range l.requests[mark:] {
-		if match == nil || match(r) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// summary counts requests after mark by "verb resource".
-func (l *requestLog) summary(mark int) map[string]int {
-	out := map[string]int{}
-	for _, r := range l.since(mark, nil) {
-		k := r.verb + " " + r.resource
-		if r.code >= 300 {
-			k += fmt.Sprintf(" (%d)", r.code)
-		}
-		out[k]++
-	}
-	return out
-}
-
-// parseRequest tells a request's verb, resource, namespace and name from its URL, as the API
-// server's request info does.
-func parseRequest(req *http.Request) apiRequest {
-	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
-	switch {
-	case len(parts) >= 2 && parts[0] == "api":
-		parts = parts[2:]
-	case len(parts) >= 3 && parts[0] == "apis":
-		parts = parts[3:]
-	default:
-		return apiRequest{verb: strings.ToLower(req.Method), resource: req.URL.Path}
-	}
-	watch := req.URL.Query().Get("watch") == "true" || req.URL.Query().Get("watch") == "1"
-	if len(parts) > 0 && parts[0] == "watch" {
-		watch, parts = true, parts[1:]
-	}
-	var r apiRequest
-	if len(parts) >= 3 && parts[0] == "namespaces" {
-		r.namespace, parts = parts[1], parts[2:]
-	}
-	if len(parts) > 0 {
-		r.resource = parts[0]
-	}
-	if len(parts) > 1 {
-		r.name = parts[1]
-	}
-	if len(parts) > 2 {
-		r.resource += "/" + strings.Join(parts[2:], "/")
-	}
-	switch req.Method {
-	case http.MethodGet:
-		switch {
-		case watch:
-			r.verb = "watch"
-		case r.name == "":
-			r.verb = "list"
-		default:
-			r.verb = "get"
-		}
-	case http.MethodPost:
-		r.verb = "create"
-	case http.MethodPut:
-		r.verb = "update"
-	default:
-		r.verb = strings.ToLower(req.Method)
-	}
-	return r
-}
-
-func isWrite(r apiRequest) bool { return r.verb != "get" && r.verb != "list" && r.verb != "watch" }
-
-// startCountingManager is startManager recording every request the manager sends (reads
-// included, and those of the Secret metadata cache, which shares the manager's rest.Config).
-// startManager's options cannot wrap the transport, since they do not see the rest.Config; a
-// managerOption of the form func(*rest.Config, *ctrl.Options, *DatasetteTokenReconciler) would
-// make this copy unnecessary.
-func startCountingManager(t *testing.T, namespace string, opts ...managerOption) (*testManager, *requestLog) {
-	t.Helper()
-	writes, log := &atomic.Int64{}, &requestLog{}
-	mgrCfg := rest.CopyConfig(cfg)
-	mgrCfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-			if req.Method != http.MethodGet {
-				writes.Add(1)
-			}
-			resp, err := rt.RoundTrip(req)
-			code := 0
-			if resp != nil {
-				code = resp.StatusCode
-			}
-			log.record(req, code)
-			return resp, err
-		})
-	}
-	options := ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(),
-		Logger:                 logf.Log.WithName(namespace),
-		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
-	}
-	options.Cache.DefaultNamespaces = map[string]cache.Config{namespace: {}}
-	r := &DatasetteTokenReconciler{}
-	for _, o := range opts {
-		o(&options, r)
-	}
-	mgr, err := ctrl.NewManager(mgrCfg, options)
-	if err != nil {
-		t.Fatalf("creating a manager: %v", err)
-	}
-	r.Client, r.APIReader, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("datasette-token-operator")
-	if err := r.SetupWithManager(mgr); err != nil {
-		t.Fatalf("setting up the controller: %v", err)
-	}
-	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), options.Logger))
-	tm := &testManager{stop: cancel, done: make(chan struct{}), writes: writes, reconciler: r}
-	go func() {
-		defer close(tm.done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("manager stopped: %v", err)
-		}
-	}()
-	t.Cleanup(tm.Stop)
-	return tm, log
-}
-
-// withConcurrency sets the reconciler's MaxConcurrentReconciles.
-func withConcurrency(n int) managerOption {
-	return func(_ *ctrl.Options, r *DatasetteTokenReconciler) { r.MaxConcurrentReconciles = n }
-}
 
 // liveHeap is the Go heap's live bytes after two full collections.
 func liveHeap() uint64 {
@@ -339,7 +158,7 @@ func secretWrites(r apiRequest) bool { return r.resource == "secrets" && isWrite
 func TestHostileTenantBombToken(t *testing.T) {
 	requireEnvtest(t)
 	ns := newNamespace(t)
-	m, _ := startCountingManager(t, ns)
+	m := startManager(t, ns)
 	signingSecret(t, ns, "datasette", "bomb-key")
 	tok := newToken(ns, "bombed", "bot")
 	create(t, tok)
@@ -411,7 +230,7 @@ func TestHostileTenantBombToken(t *testing.T) {
 func TestHostileTenantForeignLabelledSecrets(t *testing.T) {
 	requireEnvtest(t)
 	ns := newNamespace(t)
-	m, _ := startCountingManager(t, ns)
+	m := startManager(t, ns)
 	signingSecret(t, ns, "datasette", "k")
 	first := newToken(ns, "first", "bot")
 	create(t, first)
@@ -528,7 +347,7 @@ var builtinActionNames = []datasettev1alpha1.Action{
 func TestHostileTenantMaximalSpec(t *testing.T) {
 	requireEnvtest(t)
 	ns := newNamespace(t)
-	_, log := startCountingManager(t, ns)
+	log := startManager(t, ns).requests
 	signingSecret(t, ns, "datasette", "k")
 	minter := dstoken.NewMinter([]byte("k"))
 
@@ -622,7 +441,8 @@ func TestHostileTenantMaximalSpec(t *testing.T) {
 func TestHostileTenantBadSecretTemplate(t *testing.T) {
 	requireEnvtest(t)
 	ns := newNamespace(t)
-	m, log := startCountingManager(t, ns)
+	m := startManager(t, ns)
+	log := m.requests
 	signingSecret(t, ns, "datasette", "k")
 
 	tooMany := map[string]datasettev1alpha1.LabelValue{}
@@ -709,7 +529,8 @@ func TestKeyCacheReadsEachSecretOnce(t *testing.T) {
 	requireEnvtest(t)
 	ns := newNamespace(t)
 	signingSecret(t, ns, "datasette", "first-key")
-	m, log := startCountingManager(t, ns, withConcurrency(4))
+	m := startManager(t, ns, withMaxConcurrentReconciles(4))
+	log := m.requests
 	signingGets := func(name string, mark int) int {
 		return len(log.since(mark, func(r apiRequest) bool { return r.verb == "get" && r.resource == "secrets" && r.name == name }))
 	}
@@ -785,7 +606,7 @@ func TestStaleSecretCleanupWithoutList(t *testing.T) {
 	requireEnvtest(t)
 	ns := newNamespace(t)
 	signingSecret(t, ns, "datasette", "k")
-	_, log := startCountingManager(t, ns)
+	log := startManager(t, ns).requests
 	tok := newToken(ns, "moving", "bot")
 	tok.Spec.SecretName = "name-00"
 	create(t, tok)
@@ -854,7 +675,7 @@ func TestOwnSecretWriteCausesNoAPICall(t *testing.T) {
 	requireEnvtest(t)
 	ns := newNamespace(t)
 	signingSecret(t, ns, "datasette", "k")
-	_, log := startCountingManager(t, ns, withSyncPeriod(time.Second), withConcurrency(4))
+	log := startManager(t, ns, withSyncPeriod(time.Second), withMaxConcurrentReconciles(4)).requests
 	// Wait for the caches to sync and their watches to start.
 	time.Sleep(time.Second)
 	mark := log.mark()

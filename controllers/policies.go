@@ -263,7 +263,7 @@ func policyViolation(p *datasettev1alpha1.SigningPolicy, signer string, claims d
 		return fmt.Sprintf("%s requires restrictions; the token has none", signer)
 	}
 	if len(p.AllowedActions) > 0 {
-		for _, action := range usedActions(claims.Restrictions) {
+		for _, action := range claims.Restrictions.Actions() {
 			if !slices.Contains(p.AllowedActions, datasettev1alpha1.Action(action)) {
 				return fmt.Sprintf("action %q is not allowed by %s", action, signer)
 			}
@@ -277,26 +277,4 @@ func policyViolation(p *datasettev1alpha1.SigningPolicy, signer string, claims d
 func globMatch(pattern, name string) bool {
 	ok, err := path.Match(pattern, name)
 	return err == nil && ok
-}
-
-// usedActions lists every action named in r, in order, each once.
-func usedActions(r dstoken.Restrictions) []string {
-	var out []string
-	seen := map[string]bool{}
-	add := func(actions []string) {
-		for _, a := range actions {
-			if !seen[a] {
-				seen[a] = true
-				out = append(out, a)
-			}
-		}
-	}
-	add(r.All)
-	for _, d := range r.Databases {
-		add(d.Actions)
-	}
-	for _, res := range r.Resources {
-		add(res.Actions)
-	}
-	return out
 }

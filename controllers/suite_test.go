@@ -1,13 +1,11 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+	"github.com/datasette-token-operator/datasette-token-operator/internal/testenv"
 )
 
 // The envtest suite: every test gets a namespace of its own and a manager watching only that
@@ -41,7 +40,7 @@ var (
 	k8sClient client.Client
 	scheme    = runtime.NewScheme()
 	// managerLogs captures everything every manager logs, for the test that no secret leaks.
-	managerLogs syncBuffer
+	managerLogs testenv.SyncBuffer
 )
 
 func TestMain(m *testing.M) {
@@ -56,10 +55,10 @@ func runSuite(m *testing.M) int {
 	}
 	logf.SetLogger(zap.New(zap.WriteTo(&managerLogs), zap.UseDevMode(true)))
 
-	assets := controlPlaneAssets()
+	assets := testenv.Assets("..")
 	if assets == "" {
 		msg := "no control plane binaries: run `make envtest` (it builds kube-apiserver and etcd into bin/k8s/), or set KUBEBUILDER_ASSETS"
-		if os.Getenv("DATASETTE_TOKEN_REQUIRE_ENVTEST") != "" || os.Getenv("CI") != "" {
+		if testenv.Required() {
 			fmt.Fprintln(os.Stderr, "FAIL:", msg)
 			return 1
 		}
@@ -92,20 +91,6 @@ func runSuite(m *testing.M) int {
 	return m.Run()
 }
 
-// controlPlaneAssets finds the kube-apiserver and etcd binaries: KUBEBUILDER_ASSETS, else what
-// `make envtest` built under bin/k8s/.
-func controlPlaneAssets() string {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir
-	}
-	matches, _ := filepath.Glob(filepath.Join("..", "bin", "k8s", "*", "kube-apiserver"))
-	if len(matches) == 0 {
-		return ""
-	}
-	dir, _ := filepath.Abs(filepath.Dir(matches[len(matches)-1]))
-	return dir
-}
-
 // requireEnvtest skips a test when the control plane was not found outside `make test` and CI
 // (there, TestMain has already failed the run).
 func requireEnvtest(t *testing.T) {
@@ -120,6 +105,8 @@ type testManager struct {
 	stop   context.CancelFunc
 	done   chan struct{}
 	writes *atomic.Int64
+	// requests records every request the manager sends, reads included.
+	requests *requestLog
 	// reconciler is the manager's DatasetteToken reconciler.
 	reconciler *DatasetteTokenReconciler
 }
@@ -138,17 +125,24 @@ func withClock(c clock.PassiveClock) managerOption {
 }
 
 // startManager runs the operator's controller for namespace until the test ends, counting every
-// write (create, update, patch, delete, events included) it sends to the API server.
+// write (create, update, patch, delete, events included) it sends to the API server and recording
+// every request.
 func startManager(t *testing.T, namespace string, opts ...managerOption) *testManager {
 	t.Helper()
-	writes := &atomic.Int64{}
+	writes, requests := &atomic.Int64{}, &requestLog{}
 	mgrCfg := rest.CopyConfig(cfg)
 	mgrCfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
 			if req.Method != http.MethodGet {
 				writes.Add(1)
 			}
-			return rt.RoundTrip(req)
+			resp, err := rt.RoundTrip(req)
+			code := 0
+			if resp != nil {
+				code = resp.StatusCode
+			}
+			requests.record(req, code)
+			return resp, err
 		})
 	}
 	options := ctrl.Options{
@@ -173,7 +167,7 @@ func startManager(t *testing.T, namespace string, opts ...managerOption) *testMa
 		t.Fatalf("setting up the controller: %v", err)
 	}
 	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), options.Logger))
-	tm := &testManager{stop: cancel, done: make(chan struct{}), writes: writes, reconciler: r}
+	tm := &testManager{stop: cancel, done: make(chan struct{}), writes: writes, requests: requests, reconciler: r}
 	go func() {
 		defer close(tm.done)
 		if err := mgr.Start(ctx); err != nil {
@@ -204,22 +198,4 @@ func newNamespace(t *testing.T) string {
 		t.Fatalf("creating a namespace: %v", err)
 	}
 	return ns.Name
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

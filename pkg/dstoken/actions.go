@@ -75,12 +75,24 @@ func ActionName(abbr string) (string, bool) {
 // slice order), without duplicates.
 func UnknownActions(r Restrictions) []string {
 	var unknown []string
+	for _, a := range r.Actions() {
+		if _, builtin := abbrByName[a]; !builtin {
+			unknown = append(unknown, a)
+		}
+	}
+	return unknown
+}
+
+// Actions returns every action named in r, in order of appearance (All, then Databases, then
+// Resources, each in slice order), without duplicates.
+func (r Restrictions) Actions() []string {
+	var out []string
 	seen := map[string]bool{}
 	add := func(actions []string) {
 		for _, a := range actions {
-			if _, builtin := abbrByName[a]; !builtin && !seen[a] {
+			if !seen[a] {
 				seen[a] = true
-				unknown = append(unknown, a)
+				out = append(out, a)
 			}
 		}
 	}
@@ -91,5 +103,5 @@ func UnknownActions(r Restrictions) []string {
 	for _, res := range r.Resources {
 		add(res.Actions)
 	}
-	return unknown
+	return out
 }

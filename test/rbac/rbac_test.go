@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+	"github.com/datasette-token-operator/datasette-token-operator/internal/testenv"
 )
 
 // enforceOwnerReferencePermissions turns on kube-apiserver's OwnerReferencesPermissionEnforcement
@@ -43,7 +44,7 @@ var (
 	admin  client.Client
 	scheme = runtime.NewScheme()
 	// logs holds everything every manager (and client-go, through klog) logs.
-	logs syncBuffer
+	logs testenv.SyncBuffer
 	// repoRoot is the repository's root directory.
 	repoRoot string
 	// kustomizeBin is the kustomize binary that renders the installer.
@@ -69,7 +70,7 @@ func runSuite(m *testing.M) int {
 	if repoRoot, err = filepath.Abs(filepath.Join("..", "..")); err != nil {
 		panic(err)
 	}
-	assets, missing := controlPlaneAssets(), []string(nil)
+	assets, missing := testenv.Assets(repoRoot), []string(nil)
 	if assets == "" {
 		missing = append(missing, "no control plane binaries: run `make envtest` (it builds kube-apiserver and etcd into bin/k8s/), or set KUBEBUILDER_ASSETS")
 	}
@@ -78,7 +79,7 @@ func runSuite(m *testing.M) int {
 	}
 	if len(missing) > 0 {
 		msg := strings.Join(missing, "; ")
-		if os.Getenv("DATASETTE_TOKEN_REQUIRE_ENVTEST") != "" || os.Getenv("CI") != "" {
+		if testenv.Required() {
 			fmt.Fprintln(os.Stderr, "FAIL:", msg)
 			return 1
 		}
@@ -115,19 +116,6 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// controlPlaneAssets finds the kube-apiserver and etcd binaries: KUBEBUILDER_ASSETS, else what
-// `make envtest` built under bin/k8s/.
-func controlPlaneAssets() string {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir
-	}
-	matches, _ := filepath.Glob(filepath.Join(repoRoot, "bin", "k8s", "*", "kube-apiserver"))
-	if len(matches) == 0 {
-		return ""
-	}
-	return filepath.Dir(matches[len(matches)-1])
 }
 
 // kustomizePath finds kustomize: KUSTOMIZE, else what `make kustomize` built into bin/.
