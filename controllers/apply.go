@@ -44,7 +44,9 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 			}
 			p.readiness = notReady(stalled, ReasonSecretRejected, truncate(fmt.Sprintf(
 				"the API server refused Secret %q: %s", in.want.secretName, apierrors.ReasonForError(err))+": "+scrubbed(err.Error(), p.token), maxNote))
-			p.mint, p.restart, p.token = noMint, false, ""
+			// Nothing was written: the status keeps describing the token the Secret holds.
+			p.mint, p.restart, p.token, p.claims, p.dates = noMint, false, "", dstoken.Claims{}, tokenDates{}
+			p.renewRequest = tok.Status.LastRenewRequest
 		}
 	}
 	if p.token != "" && secretOwnership(in.staleSecret, tok) == secretOwned {

@@ -47,8 +47,13 @@ func (r *DatasetteTokenReconciler) gather(ctx context.Context, tok *datasettev1a
 
 // gatherSigning finds the token's signing key: through its signer (checking that the signer
 // serves the token's namespace), or in its signing Secret.
-func (r *DatasetteTokenReconciler) gatherSigning(ctx context.Context, tok *datasettev1alpha1.DatasetteToken) (signingFacts, error) {
-	var s signingFacts
+func (r *DatasetteTokenReconciler) gatherSigning(ctx context.Context, tok *datasettev1alpha1.DatasetteToken) (s signingFacts, err error) {
+	user := keyUser("DatasetteToken", tok)
+	defer func() {
+		if s.viaSigner && (!s.signerFound || !s.namespaceAllowed) {
+			r.keys.release(user) // no key is read for it: keep none on its behalf
+		}
+	}()
 	var secret types.NamespacedName
 	var ref datasettev1alpha1.SecretKeyRef
 	switch signer := tok.Spec.SignerRef; {
@@ -84,8 +89,7 @@ func (r *DatasetteTokenReconciler) gatherSigning(ctx context.Context, tok *datas
 	if secret.Namespace != tok.Namespace {
 		s.secret = fmt.Sprintf("%q in namespace %q", secret.Name, secret.Namespace)
 	}
-	var err error
-	s.key, err = r.keys.get(ctx, keyUser("DatasetteToken", tok), secret, s.keyName)
+	s.key, err = r.keys.get(ctx, user, secret, s.keyName)
 	return s, err
 }
 
