@@ -117,9 +117,6 @@ func (r *DatasetteTokenReconciler) recordEvents(tok *datasettev1alpha1.Datasette
 	}
 }
 
-// paused reports whether a Ready reason says that nothing is minted on purpose.
-func paused(reason string) bool { return reason == ReasonSuspended || reason == ReasonEnded }
-
 // writeSecret creates the output Secret, or patches what differs from the plan; it writes
 // nothing when the Secret is as it should be.
 func (r *DatasetteTokenReconciler) writeSecret(ctx context.Context, in *gathered, p plan) error {

@@ -67,6 +67,9 @@ const (
 	ReasonKeyMissing = "KeyMissing"
 )
 
+// paused reports whether a Ready reason says that nothing is minted on purpose.
+func paused(reason string) bool { return reason == ReasonSuspended || reason == ReasonEnded }
+
 // severity says what a Ready condition means beyond its status.
 type severity int
 
