@@ -142,7 +142,7 @@ func TestSmokeCreateAndReadBack(t *testing.T) {
 			columns = append(columns, c.Name)
 		}
 	}
-	if want := []string{"Ready", "Actor", "Secret", "Expires", "Age"}; !slices.Equal(columns, want) {
+	if want := []string{"Ready", "Actor", "Secret", "Expires", "Suspended", "Age"}; !slices.Equal(columns, want) {
 		t.Errorf("printer columns %v, want %v", columns, want)
 	}
 	if names := crd.Spec.Names; !slices.Contains(names.ShortNames, "dstok") || crd.Spec.Scope != apiextensionsv1.NamespaceScoped {
