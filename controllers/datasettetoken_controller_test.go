@@ -645,3 +645,43 @@ func TestCachesOnlyOwnedSecrets(t *testing.T) {
 		t.Errorf("the signing Secret's data is cached (err=%v); only Secrets carrying %s may be", err, managedByLabel)
 	}
 }
+
+// A key removed from secretTemplate leaves the Secret; keys others put there stay, and the token
+// is not re-minted for a metadata change.
+func TestTemplateKeysRemovedFromTheSecret(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	startManager(t, ns)
+	signingSecret(t, ns, "datasette", "template-key")
+	tok := newToken(ns, "templated", "bot")
+	tok.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{
+		Labels:      map[string]datasettev1alpha1.LabelValue{"team": "data", "tier": "gold"},
+		Annotations: map[string]datasettev1alpha1.AnnotationValue{"note": "first"},
+	}
+	create(t, tok)
+	key := client.ObjectKeyFromObject(tok)
+	waitReason(t, key, ReasonIssued)
+	before := outputSecret(t, ns, "templated")
+	// Someone else labels the Secret.
+	before.Labels["backup"] = "yes"
+	if err := k8sClient.Update(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+
+	var cur datasettev1alpha1.DatasetteToken
+	if err := k8sClient.Get(ctx, key, &cur); err != nil {
+		t.Fatal(err)
+	}
+	cur.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{Labels: map[string]datasettev1alpha1.LabelValue{"team": "data"}}
+	if err := k8sClient.Update(ctx, &cur); err != nil {
+		t.Fatal(err)
+	}
+	NewWithT(t).Eventually(func(g Gomega) {
+		s := outputSecret(t, ns, "templated")
+		g.Expect(s.Labels).To(HaveKeyWithValue("team", "data"))
+		g.Expect(s.Labels).To(HaveKeyWithValue("backup", "yes"), "a label someone else added must stay")
+		g.Expect(s.Labels).NotTo(HaveKey("tier"))
+		g.Expect(s.Annotations).NotTo(HaveKey("note"))
+		g.Expect(s.Data[tokenKey]).To(Equal(before.Data[tokenKey]), "a metadata change must not re-mint")
+	}, eventually, poll).Should(Succeed())
+}
