@@ -73,24 +73,19 @@ type VerifyVector struct {
 	Quirk string `json:"quirk"`
 }
 
-// Dir returns the folder holding the vectors: $DATASETTE_VECTORS, or
-// pkg/dstoken/testdata/datasette-vectors in this repository. The vectors are
-// required: without them the test fails.
+// Dir returns the folder holding the vectors, pkg/dstoken/testdata/datasette-vectors in this
+// repository. The vectors are required: without them the test fails.
 func Dir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("DATASETTE_VECTORS")
-	if dir == "" {
-		_, file, _, ok := runtime.Caller(0)
-		if !ok {
-			t.Fatalf("cannot locate the Datasette test vectors: set DATASETTE_VECTORS to their folder")
-		}
-		// file is <checkout>/internal/vectors/vectors.go.
-		dir = filepath.Join(filepath.Dir(file), "..", "..", "pkg", "dstoken", "testdata", "datasette-vectors")
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatalf("cannot locate the Datasette test vectors")
 	}
+	// file is <checkout>/internal/vectors/vectors.go.
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "pkg", "dstoken", "testdata", "datasette-vectors")
 	for _, name := range []string{"mint.json", "verify.json"} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			t.Fatalf("the Datasette test vectors are required: %v (they live in pkg/dstoken/testdata/datasette-vectors; "+
-				"DATASETTE_VECTORS overrides that folder)", err)
+			t.Fatalf("the Datasette test vectors are required: %v (they live in pkg/dstoken/testdata/datasette-vectors)", err)
 		}
 	}
 	return dir
