@@ -222,12 +222,13 @@ func mapPatch(current, want map[string]string, removable []string) map[string]an
 
 // restartTargets rolls every rollout restart target to the token issued at issuedAt, as
 // `kubectl rollout restart` does, and records the outcome as the RestartTargetsReady condition.
-// A missing target is reported, never an error; other API errors are returned for a retry.
+// A missing target, or one the API server refuses to patch, is reported, never an error; other API
+// errors are returned for a retry.
 func (r *DatasetteTokenReconciler) restartTargets(ctx context.Context, tok *datasettev1alpha1.DatasetteToken, issuedAt time.Time,
 	conditions *[]metav1.Condition) error {
 	at := issuedAt.UTC().Format(time.RFC3339)
 	patch := fmt.Appendf(nil, `{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, annotationRestartedAt, at)
-	var restarted, missing []string
+	var restarted, missing, refused []string
 	for _, target := range tok.Spec.RolloutRestartTargets {
 		obj := workload(target.Kind)
 		obj.SetNamespace(tok.Namespace)
@@ -237,6 +238,8 @@ func (r *DatasetteTokenReconciler) restartTargets(ctx context.Context, tok *data
 		switch {
 		case apierrors.IsNotFound(err):
 			missing = append(missing, name)
+		case isPermanent(err):
+			refused = append(refused, name+" ("+string(apierrors.ReasonForError(err))+")")
 		case err != nil:
 			return fmt.Errorf("restarting %s in %s: %w", name, tok.Namespace, err)
 		default:
@@ -248,10 +251,19 @@ func (r *DatasetteTokenReconciler) restartTargets(ctx context.Context, tok *data
 	if len(restarted) > 0 {
 		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, "RolloutRestarted", "Restart", "%s", condition.Message)
 	}
+	var problems []string
+	if len(refused) > 0 {
+		condition.Reason = ReasonTargetRejected
+		problems = append(problems, "the API server refused to restart "+strings.Join(refused, ", "))
+	}
 	if len(missing) > 0 {
-		condition.Status, condition.Reason = metav1.ConditionFalse, ReasonTargetNotFound
-		condition.Message = truncate(fmt.Sprintf("not found: %s (the token was still issued)", strings.Join(missing, ", ")), maxNote)
-		r.Recorder.Eventf(tok, nil, corev1.EventTypeWarning, ReasonTargetNotFound, "Restart", "%s", condition.Message)
+		condition.Reason = ReasonTargetNotFound
+		problems = append([]string{"not found: " + strings.Join(missing, ", ")}, problems...)
+	}
+	if len(problems) > 0 {
+		condition.Status = metav1.ConditionFalse
+		condition.Message = truncate(strings.Join(problems, "; ")+" (the token was still issued)", maxNote)
+		r.Recorder.Eventf(tok, nil, corev1.EventTypeWarning, condition.Reason, "Restart", "%s", condition.Message)
 	}
 	meta.SetStatusCondition(conditions, condition)
 	return nil

@@ -55,6 +55,8 @@ const (
 	ReasonRestarted = "Restarted"
 	// ReasonTargetNotFound: a rollout restart target does not exist.
 	ReasonTargetNotFound = "TargetNotFound"
+	// ReasonTargetRejected: the API server refused to patch a rollout restart target (RBAC, say).
+	ReasonTargetRejected = "TargetRejected"
 )
 
 // Reasons of a signer's Ready condition.
