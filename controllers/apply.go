@@ -206,7 +206,11 @@ func secretPatch(current *corev1.Secret, labels, annotations map[string]string, 
 func mapPatch(current, want map[string]string, removable []string) map[string]any {
 	out := map[string]any{}
 	for k, v := range want {
-		if cur, ok := current[k]; !ok || cur != cachedValue(v) {
+		expected := cachedValue(v)
+		if k == annotationTemplateKeys {
+			expected = v // the cache keeps the record as it is: the removals are read from it
+		}
+		if cur, ok := current[k]; !ok || cur != expected {
 			out[k] = v
 		}
 	}
@@ -292,12 +296,14 @@ func isConflict(err error) bool {
 	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
 }
 
-// scrubbed removes token from an API message, should the server have echoed it.
+// scrubbed removes token, raw or base64-encoded as in a Secret's data, from an API message, should
+// the server (or an admission webhook) have echoed it.
 func scrubbed(message, token string) string {
 	if token == "" {
 		return message
 	}
-	return strings.ReplaceAll(message, token, "[token]")
+	message = strings.ReplaceAll(message, token, "[token]")
+	return strings.ReplaceAll(message, base64.StdEncoding.EncodeToString([]byte(token)), "[token]")
 }
 
 // truncate cuts s to at most n bytes, ending with an ellipsis when cut.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -139,29 +140,46 @@ func (r *DatasetteTokenReconciler) finalize(ctx context.Context, tok *datasettev
 	if !controllerutil.ContainsFinalizer(tok, finalizerRetain) {
 		return nil
 	}
-	name := tok.Status.SecretName
-	if name == "" {
-		name = tok.Name
-	}
-	var secret corev1.Secret
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: tok.Namespace, Name: name}, &secret)
-	if client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("reading Secret %s/%s to retain it: %w", tok.Namespace, name, err)
-	}
-	if err == nil && metav1.IsControlledBy(&secret, tok) {
-		before := secret.DeepCopy()
-		secret.OwnerReferences = removeOwner(secret.OwnerReferences, tok.UID)
-		delete(secret.Labels, managedByLabel)
-		if err := r.Patch(ctx, &secret, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			return fmt.Errorf("releasing Secret %s/%s: %w", tok.Namespace, name, err)
+	// The Secret the status names and the one the spec names: they differ while a rename is
+	// under way.
+	want, _ := desiredFromSpec(tok)
+	for _, name := range slices.Compact([]string{tok.Status.SecretName, want.secretName}) {
+		if name == "" {
+			continue
 		}
-		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, "Retained", "Delete", "Secret %q is kept (deletionPolicy Retain) and no longer managed", name)
+		if err := r.release(ctx, tok, name); err != nil {
+			return err
+		}
 	}
 	before := tok.DeepCopy()
 	controllerutil.RemoveFinalizer(tok, finalizerRetain)
 	if err := r.Patch(ctx, tok, client.MergeFrom(before)); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("removing the finalizer of DatasetteToken %s/%s: %w", tok.Namespace, tok.Name, err)
 	}
+	return nil
+}
+
+// release removes a retained Secret's owner reference to tok and the managed-by label, when tok
+// controls it.
+func (r *DatasetteTokenReconciler) release(ctx context.Context, tok *datasettev1alpha1.DatasetteToken, name string) error {
+	var secret corev1.Secret
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: tok.Namespace, Name: name}, &secret)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading Secret %s/%s to retain it: %w", tok.Namespace, name, err)
+	}
+	if !metav1.IsControlledBy(&secret, tok) {
+		return nil
+	}
+	before := secret.DeepCopy()
+	secret.OwnerReferences = removeOwner(secret.OwnerReferences, tok.UID)
+	delete(secret.Labels, managedByLabel)
+	if err := r.Patch(ctx, &secret, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("releasing Secret %s/%s: %w", tok.Namespace, name, err)
+	}
+	r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, "Retained", "Delete", "Secret %q is kept (deletionPolicy Retain) and no longer managed", name)
 	return nil
 }
 

@@ -179,6 +179,12 @@ func signingFailure(in *gathered) (r readiness, ok bool) {
 		return notReady(stalled, ReasonPolicyViolation, msg), false
 	}
 	switch {
+	case s.key.oversized && s.viaSigner:
+		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf(
+			"%s: the key %q of its Secret %s is longer than %d bytes", s.source, s.keyName, s.secret, maxKeySize)), false
+	case s.key.oversized:
+		return notReady(stalled, ReasonSigningKeyMissing, fmt.Sprintf(
+			"the key %q of signing Secret %s is longer than %d bytes", s.keyName, s.secret, maxKeySize)), false
 	case s.key.unwatched:
 		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf(
 			"%s: its Secret %s is in a namespace this operator does not watch (--watch-namespaces)", s.source, s.secret)), false
@@ -202,8 +208,9 @@ func keptToken(in *gathered, minter *dstoken.Minter) dstoken.Comparison {
 	}
 	token := string(in.secret.Data[tokenKey])
 	cmp := minter.Compare(token, in.want.claims)
-	if cmp.Verified && !cmp.SameClaims && !in.want.notAfter.IsZero() {
-		// With notAfter, "d" depends on the issue time: compare again with the token's own.
+	if cmp.Verified && !in.want.notAfter.IsZero() {
+		// With notAfter, "d" depends on the issue time: compare with the claims the token should
+		// have had at its own, so that a notAfter added or moved earlier shortens it.
 		if c, ok := in.want.claimsAt(time.Unix(cmp.IssuedAt, 0)); ok {
 			cmp = minter.Compare(token, c)
 		}

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
@@ -259,6 +260,12 @@ func TestDecide(t *testing.T) {
 			reason: ReasonSigningSecretNotFound, sev: waiting},
 		{name: "signing key missing", token: "-", gather: func(in *gathered) { in.signing.key.minter = nil },
 			reason: ReasonSigningKeyMissing, sev: stalled},
+		{name: "signing key too long to keep", token: "-", gather: func(in *gathered) { in.signing.key = keyLookup{secretFound: true, oversized: true} },
+			reason: ReasonSigningKeyMissing, sev: stalled},
+		{name: "notAfter set after the mint shortens the token", token: current, gather: func(in *gathered) { in.want.notAfter = f.t0.Add(10 * time.Minute) },
+			now: f.t0.Add(time.Minute), mint: mintIssue, reason: ReasonIssued},
+		{name: "notAfter far beyond the token keeps it", token: current, gather: func(in *gathered) { in.want.notAfter = f.t0.Add(48 * time.Hour) },
+			now: f.t0.Add(time.Minute), reason: ReasonIssued},
 		{name: "signer not found", token: "-", gather: func(in *gathered) { in.signing.viaSigner = true },
 			reason: ReasonSignerNotFound, sev: waiting},
 		{name: "namespace not selected", token: "-", gather: func(in *gathered) { in.signing.viaSigner, in.signing.signerFound = true, true },
@@ -297,7 +304,8 @@ func TestDecide(t *testing.T) {
 			}
 			switch {
 			case p.mint != noMint:
-				if p.token == "" || minter.Compare(p.token, f.want.claims).Canonical != true {
+				wantClaims, _ := in.want.claimsAt(now)
+				if p.token == "" || !minter.Compare(p.token, wantClaims).Canonical {
 					t.Errorf("minted token is not canonical for the spec")
 				}
 			case p.token != "" && p.token != tt.token:
@@ -449,5 +457,53 @@ func TestTrimOwnedSecretBoundsTemplateValues(t *testing.T) {
 	}
 	if p := mapPatch(s.Annotations, map[string]string{"k0": long + "!"}, nil); len(p) != 1 {
 		t.Errorf("a changed value must be patched: patch %v", p)
+	}
+}
+
+// The template-keys record is cached as it is, so a record longer than a cached value's digest
+// limit still compares equal: otherwise every reconcile would patch it again.
+func TestSecretPatchKeepsALongRecord(t *testing.T) {
+	want := desiredToken{claims: dstoken.Claims{Actor: "bot"},
+		labels: map[string]string{"app.kubernetes.io/name": "reports", "app.kubernetes.io/part-of": "analytics-platform"}}
+	p := plan{claims: dstoken.Claims{IssuedAt: 1_700_000_000}, token: "dstok_x"}
+	labels, annotations := secretMetadata(want, p)
+	if len(annotations[annotationTemplateKeys]) <= maxCachedValue {
+		t.Fatalf("the record %q is too short for this test", annotations[annotationTemplateKeys])
+	}
+	owner := metav1.OwnerReference{APIVersion: "datasette.io/v1alpha1", Kind: "DatasetteToken", Name: "tok", UID: "u", Controller: ptr.To(true)}
+	written := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", ResourceVersion: "1", OwnerReferences: []metav1.OwnerReference{owner},
+		Labels: labels, Annotations: annotations}, Data: map[string][]byte{tokenKey: []byte(p.token)}}
+	cached, _ := trimOwnedSecret(written)
+	if patch := secretPatch(cached.(*corev1.Secret), labels, annotations, p.token); patch != nil {
+		t.Errorf("a Secret as written must need no patch, got %s", patch)
+	}
+}
+
+func TestWriteLog(t *testing.T) {
+	var l writeLog
+	key := types.NamespacedName{Namespace: "ns", Name: "s"}
+	obj := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s", ResourceVersion: "2"}}
+	l.record(obj, "1")
+	if l.caughtUp(key, "1", true) || !l.caughtUp(key, "2", true) || !l.caughtUp(key, "3", true) {
+		t.Errorf("a cache at the replaced version is behind; at the written or a later one, caught up")
+	}
+	if !l.seen(obj) {
+		t.Errorf("the echo of our own write must be recognised")
+	}
+	l.record(obj, "2") // a no-op write: the version did not change
+	if !l.caughtUp(key, "2", true) {
+		t.Errorf("a no-op write must not make the cache look behind forever")
+	}
+	created := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s", ResourceVersion: "5"}}
+	l.record(created, "")
+	if l.caughtUp(key, "", false) {
+		t.Errorf("a cache that does not show our create is behind")
+	}
+	v, _ := l.writes.Load(key)
+	w := v.(write)
+	w.at = w.at.Add(-2 * maxCacheLag)
+	l.writes.Store(key, w)
+	if !l.caughtUp(key, "", false) {
+		t.Errorf("a write is waited for at most maxCacheLag")
 	}
 }

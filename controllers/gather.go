@@ -30,7 +30,7 @@ func (r *DatasetteTokenReconciler) gather(ctx context.Context, tok *datasettev1a
 		return nil, err
 	}
 	key := types.NamespacedName{Namespace: tok.Namespace, Name: in.want.secretName}
-	if in.secret, err = r.outputSecret(ctx, key); err != nil {
+	if in.secret, err = r.outputSecret(ctx, key, tok); err != nil {
 		return nil, err
 	}
 	if in.secret != nil && !r.secretWrites.caughtUp(key, in.secret.ResourceVersion, true) ||
@@ -110,9 +110,10 @@ func (r *DatasetteTokenReconciler) namespaceSelected(ctx context.Context, namesp
 
 // outputSecret returns the Secret the token goes to, or nil when there is none. The cache holds
 // only the operator's own Secrets; the metadata watch says whether any other Secret has that
-// name, and only then is it read from the API server (someone else's Secret, or ours with its
-// label removed), trimmed like the cache's.
-func (r *DatasetteTokenReconciler) outputSecret(ctx context.Context, key types.NamespacedName) (*corev1.Secret, error) {
+// name, and only then are its metadata read from the API server: someone else's Secret is never
+// read whole (its identity and owners tell it is not ours), ours with its label removed is, and
+// trimmed like the cache's.
+func (r *DatasetteTokenReconciler) outputSecret(ctx context.Context, key types.NamespacedName, tok metav1.Object) (*corev1.Secret, error) {
 	if s, err := r.cachedSecret(ctx, key); s != nil || err != nil {
 		return s, err
 	}
@@ -120,6 +121,13 @@ func (r *DatasetteTokenReconciler) outputSecret(ctx context.Context, key types.N
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	if found, err := r.getFrom(ctx, r.secretMetadata, key, &meta); !found || err != nil {
 		return nil, err
+	}
+	if found, err := r.getFrom(ctx, r.APIReader, key, &meta); !found || err != nil {
+		return nil, err
+	}
+	if !metav1.IsControlledBy(&meta, tok) {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: meta.Name, Namespace: meta.Namespace, UID: meta.UID,
+			ResourceVersion: meta.ResourceVersion, OwnerReferences: meta.OwnerReferences}}, nil
 	}
 	var secret corev1.Secret
 	if found, err := r.getFrom(ctx, r.APIReader, key, &secret); !found || err != nil {

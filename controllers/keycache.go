@@ -26,7 +26,14 @@ type keyLookup struct {
 	minter *dstoken.Minter
 	// unwatched: the Secret is in a namespace the operator does not watch (--watch-namespaces).
 	unwatched bool
+	// oversized: the key is longer than maxKeySize; it is not used, nor kept.
+	oversized bool
 }
+
+// maxKeySize bounds a signing key the operator keeps in memory (a Datasette secret is typically
+// 64 hexadecimal characters); a longer one is refused, so that no tenant can make the operator
+// hold megabytes per Secret.
+const maxKeySize = 4 << 10
 
 // keyCache keeps the signing keys that DatasetteTokens and signers use, so that reconciling
 // does not read a Secret from the API server while its resourceVersion, as the Secret metadata
@@ -58,8 +65,9 @@ type keyEntry struct {
 
 // keyVersion is one data key's value and the Minter made from it.
 type keyVersion struct {
-	value  []byte
-	minter *dstoken.Minter
+	value     []byte
+	minter    *dstoken.Minter
+	oversized bool
 }
 
 func newKeyCache(metadata, api client.Reader, namespaces []string) *keyCache {
@@ -129,7 +137,7 @@ func (c *keyCache) cached(secret types.NamespacedName, resourceVersion, keyName 
 	if !ok {
 		return keyLookup{}, false
 	}
-	return keyLookup{secretFound: true, minter: k.minter}, true
+	return keyLookup{secretFound: true, minter: k.minter, oversized: k.oversized}, true
 }
 
 // store records the Secret's data at resourceVersion for keyName and for every key already
@@ -149,6 +157,8 @@ func (c *keyCache) store(secret types.NamespacedName, resourceVersion, keyName s
 	for name, old := range e.keys {
 		value := data[name]
 		switch {
+		case len(value) > maxKeySize:
+			e.keys[name] = &keyVersion{oversized: true}
 		case len(value) == 0:
 			e.keys[name] = &keyVersion{}
 		case old.minter == nil:

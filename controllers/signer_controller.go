@@ -138,6 +138,8 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 // signerReadiness is a signer's Ready condition given what the key cache found.
 func signerReadiness(secret types.NamespacedName, keyName string, key keyLookup) readiness {
 	switch {
+	case key.oversized:
+		return notReady(stalled, ReasonKeyMissing, fmt.Sprintf("the key %q of Secret %s is longer than %d bytes", keyName, secret, maxKeySize))
 	case key.unwatched:
 		return notReady(stalled, ReasonSecretNotFound, fmt.Sprintf("Secret %s is in a namespace this operator does not watch (--watch-namespaces)", secret))
 	case !key.secretFound:

@@ -23,12 +23,25 @@ type writeLog struct {
 	writes sync.Map // types.NamespacedName -> write
 }
 
-// write is one write: the version replaced ("" for a create) and the version written.
-type write struct{ before, after string }
+// maxCacheLag is how long a write is waited for at most: past it, whatever the cache shows counts
+// as caught up (a watch that lost the event relists; nothing may wait forever).
+const maxCacheLag = 10 * time.Second
 
-// record remembers that the operator wrote obj (now at its new version) over version before.
+// write is one write: the version replaced ("" for a create), the version written, and when.
+type write struct {
+	before, after string
+	at            time.Time
+}
+
+// record remembers that the operator wrote obj (now at its new version) over version before. A
+// write that left the version as it was (a no-op) is not one a cache can fall behind.
 func (l *writeLog) record(obj client.Object, before string) {
-	l.writes.Store(client.ObjectKeyFromObject(obj), write{before: before, after: obj.GetResourceVersion()})
+	key := client.ObjectKeyFromObject(obj)
+	if obj.GetResourceVersion() == before {
+		l.writes.Delete(key)
+		return
+	}
+	l.writes.Store(key, write{before: before, after: obj.GetResourceVersion(), at: time.Now()})
 }
 
 // forget drops what is remembered of key (the object is gone).
@@ -42,6 +55,9 @@ func (l *writeLog) caughtUp(key types.NamespacedName, resourceVersion string, pr
 		return true
 	}
 	w := v.(write)
+	if time.Since(w.at) > maxCacheLag {
+		return true
+	}
 	if present {
 		return resourceVersion != w.before
 	}
