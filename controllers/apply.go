@@ -206,11 +206,7 @@ func secretPatch(current *corev1.Secret, labels, annotations map[string]string, 
 func mapPatch(current, want map[string]string, removable []string) map[string]any {
 	out := map[string]any{}
 	for k, v := range want {
-		expected := cachedValue(v)
-		if k == annotationTemplateKeys {
-			expected = v // the cache keeps the record as it is: the removals are read from it
-		}
-		if cur, ok := current[k]; !ok || cur != expected {
+		if cur, ok := current[k]; !ok || cur != cachedValue(k, v) {
 			out[k] = v
 		}
 	}

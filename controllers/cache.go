@@ -77,9 +77,7 @@ func trimOwnedSecret(obj any) (any, error) {
 		return ownAnnotation(k) || slices.Contains(record.Annotations, k)
 	})
 	for k, v := range trimmed.Annotations {
-		if k != annotationTemplateKeys {
-			trimmed.Annotations[k] = cachedValue(v)
-		}
+		trimmed.Annotations[k] = cachedValue(k, v)
 	}
 	if token := s.Data[tokenKey]; len(token) <= dstoken.MaxTokenSize {
 		trimmed.Data = map[string][]byte{tokenKey: token}
@@ -114,10 +112,10 @@ func templateKeysOf(annotations map[string]string) templateKeys {
 	return record
 }
 
-// cachedValue is how the cache keeps a label or annotation value: as it is when short, else as
-// its digest.
-func cachedValue(v string) string {
-	if len(v) <= maxCachedValue {
+// cachedValue is how the cache keeps the value of label or annotation key: as it is when short,
+// else as its digest; the template-keys record always as it is, since removals are read from it.
+func cachedValue(key, v string) string {
+	if len(v) <= maxCachedValue || key == annotationTemplateKeys {
 		return v
 	}
 	sum := sha256.Sum256([]byte(v))

@@ -63,7 +63,7 @@ func (r *DatasetteTokenReconciler) gatherSigning(ctx context.Context, tok *datas
 	case signer.Kind == datasettev1alpha1.ClusterDatasetteSignerKind:
 		s.viaSigner, s.source = true, fmt.Sprintf("ClusterDatasetteSigner %q", signer.Name)
 		var cs datasettev1alpha1.ClusterDatasetteSigner
-		found, err := r.getCached(ctx, types.NamespacedName{Name: signer.Name}, &cs)
+		found, err := get(ctx, r.Client, types.NamespacedName{Name: signer.Name}, &cs)
 		if !found || err != nil {
 			return s, err
 		}
@@ -76,7 +76,7 @@ func (r *DatasetteTokenReconciler) gatherSigning(ctx context.Context, tok *datas
 	default:
 		s.viaSigner, s.source = true, fmt.Sprintf("DatasetteSigner %q", signer.Name)
 		var ds datasettev1alpha1.DatasetteSigner
-		found, err := r.getCached(ctx, types.NamespacedName{Namespace: tok.Namespace, Name: signer.Name}, &ds)
+		found, err := get(ctx, r.Client, types.NamespacedName{Namespace: tok.Namespace, Name: signer.Name}, &ds)
 		if !found || err != nil {
 			return s, err
 		}
@@ -101,7 +101,7 @@ func (r *DatasetteTokenReconciler) namespaceSelected(ctx context.Context, namesp
 	}
 	var ns metav1.PartialObjectMetadata
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-	found, err := r.getCached(ctx, types.NamespacedName{Name: namespace}, &ns)
+	found, err := get(ctx, r.Client, types.NamespacedName{Name: namespace}, &ns)
 	if !found || err != nil {
 		return false, err
 	}
@@ -119,10 +119,10 @@ func (r *DatasetteTokenReconciler) outputSecret(ctx context.Context, key types.N
 	}
 	var meta metav1.PartialObjectMetadata
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	if found, err := r.getFrom(ctx, r.secretMetadata, key, &meta); !found || err != nil {
+	if found, err := get(ctx, r.secretMetadata, key, &meta); !found || err != nil {
 		return nil, err
 	}
-	if found, err := r.getFrom(ctx, r.APIReader, key, &meta); !found || err != nil {
+	if found, err := get(ctx, r.APIReader, key, &meta); !found || err != nil {
 		return nil, err
 	}
 	if !metav1.IsControlledBy(&meta, tok) {
@@ -130,7 +130,7 @@ func (r *DatasetteTokenReconciler) outputSecret(ctx context.Context, key types.N
 			ResourceVersion: meta.ResourceVersion, OwnerReferences: meta.OwnerReferences}}, nil
 	}
 	var secret corev1.Secret
-	if found, err := r.getFrom(ctx, r.APIReader, key, &secret); !found || err != nil {
+	if found, err := get(ctx, r.APIReader, key, &secret); !found || err != nil {
 		return nil, err
 	}
 	trimmed, _ := trimOwnedSecret(&secret)
@@ -140,19 +140,14 @@ func (r *DatasetteTokenReconciler) outputSecret(ctx context.Context, key types.N
 // cachedSecret returns a Secret of the operator's cache, or nil.
 func (r *DatasetteTokenReconciler) cachedSecret(ctx context.Context, key types.NamespacedName) (*corev1.Secret, error) {
 	var secret corev1.Secret
-	if found, err := r.getCached(ctx, key, &secret); !found || err != nil {
+	if found, err := get(ctx, r.Client, key, &secret); !found || err != nil {
 		return nil, err
 	}
 	return &secret, nil
 }
 
-// getCached reads obj from the manager's cache; found is false when it does not exist.
-func (r *DatasetteTokenReconciler) getCached(ctx context.Context, key types.NamespacedName, obj client.Object) (found bool, err error) {
-	return r.getFrom(ctx, r.Client, key, obj)
-}
-
-// getFrom reads obj from reader; found is false when it does not exist.
-func (r *DatasetteTokenReconciler) getFrom(ctx context.Context, reader client.Reader, key types.NamespacedName, obj client.Object) (found bool, err error) {
+// get reads obj from reader; found is false when it does not exist.
+func get(ctx context.Context, reader client.Reader, key types.NamespacedName, obj client.Object) (found bool, err error) {
 	if err := reader.Get(ctx, key, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, nil

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,8 +28,6 @@ type signerKind struct {
 	secretOf func(client.Object) (types.NamespacedName, string)
 	// statusOf returns the signer's status.
 	statusOf func(client.Object) *datasettev1alpha1.DatasetteSignerStatus
-	// items returns the items of a list of the kind.
-	items func(client.ObjectList) []client.Object
 }
 
 // signerKinds are DatasetteSigner and ClusterDatasetteSigner.
@@ -44,9 +43,6 @@ var signerKinds = []signerKind{
 		statusOf: func(o client.Object) *datasettev1alpha1.DatasetteSignerStatus {
 			return &o.(*datasettev1alpha1.DatasetteSigner).Status
 		},
-		items: func(l client.ObjectList) []client.Object {
-			return pointers(l.(*datasettev1alpha1.DatasetteSignerList).Items)
-		},
 	},
 	{
 		name:      datasettev1alpha1.ClusterDatasetteSignerKind,
@@ -60,22 +56,7 @@ var signerKinds = []signerKind{
 		statusOf: func(o client.Object) *datasettev1alpha1.DatasetteSignerStatus {
 			return &o.(*datasettev1alpha1.ClusterDatasetteSigner).Status
 		},
-		items: func(l client.ObjectList) []client.Object {
-			return pointers(l.(*datasettev1alpha1.ClusterDatasetteSignerList).Items)
-		},
 	},
-}
-
-// pointers returns pointers to the items of a list, as objects.
-func pointers[T any, P interface {
-	*T
-	client.Object
-}](items []T) []client.Object {
-	out := make([]client.Object, len(items))
-	for i := range items {
-		out[i] = P(&items[i])
-	}
-	return out
 }
 
 // signersNaming lists the signers of a kind whose key is in secret.
@@ -86,7 +67,12 @@ func signersNaming(ctx context.Context, c client.Reader, kind signerKind, secret
 		logMappingError(ctx, err, kind.name+"s", secret)
 		return nil
 	}
-	return kind.items(list)
+	items, _ := meta.ExtractList(list) // a typed list of client.Objects
+	signers := make([]client.Object, len(items))
+	for i, item := range items {
+		signers[i] = item.(client.Object)
+	}
+	return signers
 }
 
 // signerReconciler reports whether a signer can sign: whether its Secret holds its key.
