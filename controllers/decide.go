@@ -165,6 +165,9 @@ func decide(in *gathered, now time.Time) plan {
 	return p
 }
 
+// unreadableWhy says why the operator may not read a Secret.
+const unreadableWhy = "its namespace is outside --watch-namespaces, or the operator's RBAC forbids it"
+
 // signingFailure says why the token cannot be signed, if it cannot: ok is false then.
 func signingFailure(in *gathered) (r readiness, ok bool) {
 	s := in.signing
@@ -185,9 +188,10 @@ func signingFailure(in *gathered) (r readiness, ok bool) {
 	case s.key.oversized:
 		return notReady(stalled, ReasonSigningKeyMissing, fmt.Sprintf(
 			"the key %q of signing Secret %s is longer than %d bytes", s.keyName, s.secret, maxKeySize)), false
-	case s.key.unwatched:
-		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf(
-			"%s: its Secret %s is in a namespace this operator does not watch (--watch-namespaces)", s.source, s.secret)), false
+	case s.key.unreadable && s.viaSigner:
+		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf("%s: the operator may not read its Secret %s (%s)", s.source, s.secret, unreadableWhy)), false
+	case s.key.unreadable:
+		return notReady(stalled, ReasonSigningKeyMissing, fmt.Sprintf("the operator may not read signing Secret %s (%s)", s.secret, unreadableWhy)), false
 	case !s.key.secretFound && s.viaSigner:
 		return notReady(waiting, ReasonSignerNotReady, fmt.Sprintf("%s: its Secret %s is not found", s.source, s.secret)), false
 	case !s.key.secretFound:

@@ -266,6 +266,8 @@ func TestDecide(t *testing.T) {
 			now: f.t0.Add(time.Minute), mint: mintIssue, reason: ReasonIssued},
 		{name: "notAfter far beyond the token keeps it", token: current, gather: func(in *gathered) { in.want.notAfter = f.t0.Add(48 * time.Hour) },
 			now: f.t0.Add(time.Minute), reason: ReasonIssued},
+		{name: "signing Secret the operator may not read", token: "-", gather: func(in *gathered) { in.signing.key = keyLookup{unreadable: true} },
+			reason: ReasonSigningKeyMissing, sev: stalled},
 		{name: "signer not found", token: "-", gather: func(in *gathered) { in.signing.viaSigner = true },
 			reason: ReasonSignerNotFound, sev: waiting},
 		{name: "namespace not selected", token: "-", gather: func(in *gathered) { in.signing.viaSigner, in.signing.signerFound = true, true },

@@ -24,8 +24,9 @@ type keyLookup struct {
 	// minter signs with the key and verifies under it and under the key it replaced (so that a
 	// rotation is told from a repair); nil when the key is absent or empty.
 	minter *dstoken.Minter
-	// unwatched: the Secret is in a namespace the operator does not watch (--watch-namespaces).
-	unwatched bool
+	// unreadable: the operator may not read the Secret: its namespace is not watched
+	// (--watch-namespaces), or the API server forbids it (RBAC). Only a person can change that.
+	unreadable bool
 	// oversized: the key is longer than maxKeySize; it is not used, nor kept.
 	oversized bool
 }
@@ -80,7 +81,7 @@ func newKeyCache(metadata, api client.Reader, namespaces []string) *keyCache {
 func (c *keyCache) get(ctx context.Context, user string, secret types.NamespacedName, keyName string) (keyLookup, error) {
 	if len(c.namespaces) > 0 && !slices.Contains(c.namespaces, secret.Namespace) {
 		c.release(user)
-		return keyLookup{unwatched: true}, nil
+		return keyLookup{unreadable: true}, nil
 	}
 	c.use(user, secret)
 	var meta metav1.PartialObjectMetadata
@@ -108,6 +109,8 @@ func (c *keyCache) get(ctx context.Context, user string, secret types.Namespaced
 	switch {
 	case apierrors.IsNotFound(err):
 		return keyLookup{}, nil
+	case apierrors.IsForbidden(err):
+		return keyLookup{unreadable: true}, nil
 	case err != nil:
 		return keyLookup{}, fmt.Errorf("reading signing Secret %s: %w", secret, err)
 	}

@@ -126,8 +126,8 @@ func signerReadiness(secret types.NamespacedName, keyName string, key keyLookup)
 	switch {
 	case key.oversized:
 		return notReady(stalled, ReasonKeyMissing, fmt.Sprintf("the key %q of Secret %s is longer than %d bytes", keyName, secret, maxKeySize))
-	case key.unwatched:
-		return notReady(stalled, ReasonSecretNotFound, fmt.Sprintf("Secret %s is in a namespace this operator does not watch (--watch-namespaces)", secret))
+	case key.unreadable:
+		return notReady(stalled, ReasonSecretNotFound, fmt.Sprintf("the operator may not read Secret %s (%s)", secret, unreadableWhy))
 	case !key.secretFound:
 		return notReady(waiting, ReasonSecretNotFound, fmt.Sprintf("Secret %s not found", secret))
 	case key.minter == nil:
