@@ -1,9 +1,11 @@
 package dstoken
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 )
 
@@ -594,4 +596,58 @@ func (p *Profile) IsNewest() bool {
 		}
 	}
 	return p.Rules == newestProfile.Rules && len(p.actions) == len(newestProfile.actions)
+}
+
+// UnknownInRestrictionsJSON returns the entries of a token's "_r" value (the raw JSON of
+// [Actor.Restrictions]) that the release does not know by name or abbreviation, in order
+// ("a", then "d", then "r"), without duplicates; entries that are not strings are given as
+// their JSON text. It returns nil for a value it cannot read as Datasette's "_r" shape.
+func (p *Profile) UnknownInRestrictionsJSON(raw []byte) []string {
+	p = p.orNewest()
+	var r struct {
+		A []json.RawMessage                       `json:"a"`
+		D map[string][]json.RawMessage            `json:"d"`
+		R map[string]map[string][]json.RawMessage `json:"r"`
+	}
+	if len(raw) == 0 || json.Unmarshal(raw, &r) != nil {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	check := func(list []json.RawMessage) {
+		for _, e := range list {
+			var s string
+			name := string(e)
+			if json.Unmarshal(e, &s) == nil {
+				if _, ok := p.Lookup(s); ok {
+					continue
+				}
+				name = s
+			}
+			if !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	check(r.A)
+	for _, db := range sortedKeys(r.D) {
+		check(r.D[db])
+	}
+	for _, db := range sortedKeys(r.R) {
+		for _, res := range sortedKeys(r.R[db]) {
+			check(r.R[db][res])
+		}
+	}
+	return out
+}
+
+// sortedKeys returns m's keys in order (encoding/json maps lose the payload's order).
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
