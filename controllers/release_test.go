@@ -87,7 +87,7 @@ func TestDecideRelease(t *testing.T) {
 			reason: ReasonUnsupportedByDatasette, messages: []string{`"upload-csvs"`, "pluginActions"}},
 		{name: "1.0a19 takes a plugin action it was told of", token: "-",
 			gather: viaSigner(version("1.0a19", datasettev1alpha1.PluginAction{Name: "upload-csvs", Abbreviation: "uc"}), db("upload-csvs", "alter-table")),
-			mint: mintIssue, reason: ReasonIssued, payload: `"_r":{"d":{"db":["uc","at"]}}`},
+			mint:   mintIssue, reason: ReasonIssued, payload: `"_r":{"d":{"db":["uc","at"]}}`},
 		{name: "1.0a8 refuses alter-table", token: "-", gather: viaSigner(version("1.0a8"), db("alter-table")), reason: ReasonUnsupportedByDatasette,
 			messages: []string{`"alter-table"`, "1.0a9"}},
 		{name: "1.0a20 writes set-column-type in full", token: "-", gather: viaSigner(version("1.0a20"), db("set-column-type")),
