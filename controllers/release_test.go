@@ -5,6 +5,11 @@ import (
 	"strings"
 	"testing"
 
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
@@ -148,4 +153,89 @@ func mustProfile(t *testing.T, v string) *dstoken.Profile {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestSignerDatasetteVersionChange: a signer's datasetteVersion is validated at admission, and
+// changing it re-mints its tokens for the new release or refuses them (nothing rewritten).
+func TestSignerDatasetteVersionChange(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	startManager(t, ns)
+	signingSecret(t, ns, "datasette", "release-key")
+
+	for _, bad := range []string{"latest", "v1.0a19", "1.0a19 ", "1.0alpha19", "1.0a" + strings.Repeat("1", 40)} {
+		s := &datasettev1alpha1.DatasetteSigner{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "bad-"},
+			Spec: datasettev1alpha1.DatasetteSignerSpec{SecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"},
+				SignerSettings: datasettev1alpha1.SignerSettings{DatasetteVersion: bad}},
+		}
+		if err := k8sClient.Create(ctx, s); err == nil || !strings.Contains(err.Error(), "datasetteVersion") {
+			t.Errorf("datasetteVersion %q admitted: %v", bad, err)
+		}
+	}
+	tooMany := make([]datasettev1alpha1.PluginAction, 65)
+	for i := range tooMany {
+		tooMany[i].Name = "p" + strings.Repeat("x", i)
+	}
+	if err := k8sClient.Create(ctx, &datasettev1alpha1.DatasetteSigner{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "plugins"},
+		Spec: datasettev1alpha1.DatasetteSignerSpec{SecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"},
+			SignerSettings: datasettev1alpha1.SignerSettings{PluginActions: tooMany}},
+	}); err == nil {
+		t.Errorf("65 plugin actions admitted")
+	}
+
+	signer := &datasettev1alpha1.DatasetteSigner{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "instance"},
+		Spec:       datasettev1alpha1.DatasetteSignerSpec{SecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"}},
+	}
+	create(t, signer)
+	tok := &datasettev1alpha1.DatasetteToken{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "etl"},
+		Spec: datasettev1alpha1.DatasetteTokenSpec{
+			Actor:     "etl",
+			SignerRef: &datasettev1alpha1.SignerReference{Kind: datasettev1alpha1.DatasetteSignerKind, Name: "instance"},
+			Restrictions: &datasettev1alpha1.Restrictions{Databases: []datasettev1alpha1.DatabaseRestriction{
+				{Name: "db", Actions: []datasettev1alpha1.Action{"view-database", "set-column-type"}}}},
+		},
+	}
+	create(t, tok)
+	key := client.ObjectKeyFromObject(tok)
+	payload := func() string {
+		d, err := dstoken.Decode(tokenOf(t, key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(d.Payload)
+	}
+	waitReason(t, key, ReasonIssued)
+	if p := payload(); !strings.Contains(p, `["vd","sct"]`) {
+		t.Fatalf("newest release: payload %s", p)
+	}
+
+	setVersion := func(v string) {
+		t.Helper()
+		var cur datasettev1alpha1.DatasetteSigner
+		NewWithT(t).Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(signer), &cur)).To(Succeed())
+		cur.Spec.DatasetteVersion = v
+		NewWithT(t).Expect(k8sClient.Update(ctx, &cur)).To(Succeed())
+	}
+	setVersion("1.0a25")
+	NewWithT(t).Eventually(payload, eventually, poll).Should(ContainSubstring(`["vd","set-column-type"]`))
+	waitReason(t, key, ReasonIssued)
+	kept := tokenOf(t, key)
+
+	setVersion("1.0a19")
+	got := waitReason(t, key, ReasonUnsupportedByDatasette)
+	c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
+	if !strings.Contains(c.Message, `DatasetteSigner "instance" is for 1.0a19`) || !strings.Contains(c.Message, `"set-column-type"`) ||
+		!hasCondition(got.Status.Conditions, ConditionStalled) {
+		t.Errorf("refusal: %q, %+v", c.Message, got.Status.Conditions)
+	}
+	if tokenOf(t, key) != kept {
+		t.Errorf("a refusal rewrote the Secret")
+	}
+	if e := waitEvent(t, ns, "etl", ReasonUnsupportedByDatasette); !strings.Contains(e.Note, "1.0a19") {
+		t.Errorf("event %q does not name the release", e.Note)
+	}
 }
