@@ -39,12 +39,9 @@ func NewCreateTokenOptions(streams IOStreams) *CreateTokenOptions {
 	return &CreateTokenOptions{IOStreams: streams}
 }
 
-// command declares create-token's parameters in Datasette's order (with
-// --secret-file after --secret), bound to o.
-func (o *CreateTokenOptions) command() *Command { return o.commandFor(nil) }
-
 // commandFor declares the parameters of release p's create-token (nil: the newest
-// release): without -a/-d/-r before 1.0a2 and without --plugins-dir before 1.0a2.
+// release) in Datasette's order (with --secret-file after --secret), bound to o: without
+// -a/-d/-r and --plugins-dir before 1.0a2.
 func (o *CreateTokenOptions) commandFor(p *dstoken.Profile) *Command {
 	c := &Command{
 		Path:         ProgramName + " create-token",
@@ -66,7 +63,7 @@ func (o *CreateTokenOptions) commandFor(p *dstoken.Profile) *Command {
 	}
 	c.Params = append(params,
 		&Option{Names: []string{"--issued-at"}, Nargs: 1, Set: intSetter(&o.IssuedAt, &o.issuedAtSet)},
-		o.releaseOption.param(),
+		o.releaseParam(),
 		helpOption(createTokenHelp),
 	)
 	return c

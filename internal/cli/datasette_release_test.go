@@ -60,7 +60,7 @@ var releaseFormsA0 = [][]string{
 // allBuiltins asks for every action the newest release knows, so that each release's own
 // abbreviations (and its warnings for the others) are compared.
 func allBuiltins() []string {
-	var args []string
+	args := make([]string, 0, 2*len(dstoken.BuiltinActions()))
 	for _, a := range dstoken.BuiltinActions() {
 		args = append(args, "-a", a)
 	}
@@ -81,7 +81,7 @@ func TestCreateTokenAgainstRealReleases(t *testing.T) {
 		version string
 		args    []string
 	}
-	var jobs []job
+	jobs := make([]job, 0, 4*len(releaseForms))
 	for _, v := range []string{"1.0a0", "1.0a2", "1.0a19", "1.0a37"} {
 		forms := releaseForms
 		if v == "1.0a0" {

@@ -103,7 +103,7 @@ func (o *ManifestOptions) command() *Command {
 			&Option{Names: []string{"--name"}, Nargs: 1, Set: text(&o.Name, &o.nameSet)},
 			&Option{Names: []string{"--namespace"}, Nargs: 1, Set: text(&o.Namespace, nil)},
 			&Option{Names: []string{"--secret-name"}, Nargs: 1, Set: text(&o.SecretName, nil)},
-			o.releaseOption.param(),
+			o.releaseParam(),
 			helpOption(manifestHelp),
 		),
 	}

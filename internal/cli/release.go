@@ -20,8 +20,8 @@ type releaseOption struct {
 	Profile *dstoken.Profile
 }
 
-// param declares --datasette-version, bound to r.
-func (r *releaseOption) param() Param {
+// releaseParam declares --datasette-version, bound to r.
+func (r *releaseOption) releaseParam() Param {
 	return &Option{Names: []string{releaseOptionName}, Nargs: 1, Set: func(v []string) error {
 		p, err := releaseProfile(v[0])
 		if err != nil {

@@ -64,7 +64,7 @@ func (o *VerifyOptions) command() *Command {
 			return at(v)
 		}},
 		&Option{Names: []string{"--no-signed-tokens"}, Set: func([]string) error { o.NoSignedTokens = true; return nil }},
-		o.releaseOption.param(),
+		o.releaseParam(),
 		helpOption(verifyHelp),
 	)
 	return c

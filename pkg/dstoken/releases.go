@@ -224,15 +224,19 @@ type releaseRules struct {
 var rulesTable = [...]releaseRules{
 	{Alpha(0), Rules{
 		TokenKeyInPayload: true, Matching: MatchIgnored, InvalidTokens: OutcomeAnonymous,
-	}, `1.0a0 datasette/default_permissions.py: create_token (no -a/-d/-r/--plugins-dir, bits = {"a", "token": "dstok", "t"}); actor_from_request builds {"id", "token"} without "_r"`},
+	}, `1.0a0 datasette/default_permissions.py: create_token (no -a/-d/-r/--plugins-dir, ` +
+		`bits = {"a", "token": "dstok", "t"}); actor_from_request builds {"id", "token"} without "_r"`},
 	{Alpha(2), Rules{
 		RestrictOptions: true, PluginsDirOption: true, EnforcesRestrictions: true,
 		Matching: MatchOwnLevel, InvalidTokens: OutcomeAnonymous,
-	}, `1.0a2 datasette/cli.py create_token (-a/-d/-r, --plugins-dir); datasette/app.py Datasette.create_token (abbreviates names in self.permissions); datasette/default_permissions.py permission_allowed_actor_restrictions, actor_from_request (copies "_r")`},
+	}, `1.0a2 datasette/cli.py create_token (-a/-d/-r, --plugins-dir); ` +
+		`datasette/app.py Datasette.create_token (abbreviates names in self.permissions); ` +
+		`datasette/default_permissions.py permission_allowed_actor_restrictions, actor_from_request (copies "_r")`},
 	{Alpha(5), Rules{
 		RestrictOptions: true, PluginsDirOption: true, EnforcesRestrictions: true,
 		UnknownActionsBreak: true, Matching: MatchCascade, InvalidTokens: OutcomeAnonymous,
-	}, `1.0a5 datasette/default_permissions.py restrictions_allow_action (implies_can_view; datasette.get_permission raises KeyError for every unknown name in "_r")`},
+	}, `1.0a5 datasette/default_permissions.py restrictions_allow_action ` +
+		`(implies_can_view; datasette.get_permission raises KeyError for every unknown name in "_r")`},
 	{Alpha(20), Rules{
 		RestrictOptions: true, PluginsDirOption: true, EnforcesRestrictions: true,
 		Matching: MatchSQL, InvalidTokens: OutcomeAnonymous,

@@ -129,7 +129,7 @@ func TestReleaseTables(t *testing.T) {
 	if rulesTable[0].from != FirstSignedTokensRelease {
 		t.Errorf("rulesTable starts at %s", rulesTable[0].from)
 	}
-	var names []string
+	names := make([]string, 0, len(actionTable))
 	seen := map[string]bool{}
 	for _, a := range actionTable {
 		names = append(names, a.Name)
