@@ -100,9 +100,7 @@ func (r *DatasetteTokenReconciler) recordStatus(tok *datasettev1alpha1.Datasette
 // recordEvents records a mint, and a change of Ready to a failure, suspension or end.
 func (r *DatasetteTokenReconciler) recordEvents(tok *datasettev1alpha1.DatasetteToken, p plan, readyChanged bool) {
 	if tok.Status.ObservedGeneration != tok.Generation {
-		if unknown := dstoken.UnknownActions(restrictionsFromSpec(tok.Spec.Restrictions)); len(unknown) > 0 {
-			note := "Actions " + strings.Join(unknown, ", ") +
-				" are not Datasette built-ins: written unabbreviated, as datasette create-token does (fine for plugin actions)"
+		if note := unknownActionsNote(p.release, restrictionsFromSpec(tok.Spec.Restrictions)); note != "" {
 			r.Recorder.Eventf(tok, nil, corev1.EventTypeWarning, "UnknownAction", "Mint", "%s", truncate(note, maxNote))
 		}
 	}

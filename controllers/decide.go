@@ -85,13 +85,15 @@ type plan struct {
 	renewRequest string
 	// requeueAfter is when to look again (renewal, expiry, notAfter); zero for never.
 	requeueAfter time.Duration
+	// release is the Datasette release the token is minted for (nil: the newest).
+	release *dstoken.Profile
 }
 
 // decide is the DatasetteToken controller's decision, a pure function of what was gathered and
 // the time: the Ready condition, whether and why to mint, and what the Secret must hold.
 func decide(in *gathered, now time.Time) plan {
 	tok := in.token
-	p := plan{renewRequest: tok.Status.LastRenewRequest}
+	p := plan{renewRequest: tok.Status.LastRenewRequest, release: in.signing.release}
 	if in.specErr != nil {
 		p.readiness = notReady(stalled, ReasonInvalidSpec, in.specErr.Error())
 		return p

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"strings"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
@@ -72,4 +73,25 @@ func releaseFailure(in *gathered) (r readiness, ok bool) {
 			"%s is for %s: %v", s.source, s.release.Release, err)), false
 	}
 	return readiness{}, true
+}
+
+// unknownActionsNote is the UnknownAction event's note for actions the release does not know
+// by name (they are written unabbreviated, as its create-token writes them), or "" when there
+// are none.
+func unknownActionsNote(release *dstoken.Profile, r dstoken.Restrictions) string {
+	var unknown []string
+	for _, a := range r.Actions() {
+		if !release.KnowsName(a) {
+			unknown = append(unknown, a)
+		}
+	}
+	if len(unknown) == 0 {
+		return ""
+	}
+	if release == nil {
+		return "Actions " + strings.Join(unknown, ", ") +
+			" are not Datasette built-ins: written unabbreviated, as datasette create-token does (fine for plugin actions)"
+	}
+	return "Actions " + strings.Join(unknown, ", ") + " are not known to " + release.String() +
+		" (built-in or in the signer's pluginActions): written unabbreviated, as its datasette create-token does"
 }

@@ -239,3 +239,25 @@ func TestSignerDatasetteVersionChange(t *testing.T) {
 		t.Errorf("event %q does not name the release", e.Note)
 	}
 }
+
+func TestUnknownActionsNote(t *testing.T) {
+	withPlugin, err := mustProfile(t, "1.0a37").WithPluginActions([]dstoken.PluginAction{{Name: "upload-csvs", Abbr: "uc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := dstoken.Restrictions{All: []string{"view-instance", "upload-csvs"}, Databases: []dstoken.DatabaseActions{{Database: "d", Actions: []string{"set-column-type"}}}}
+	for _, tt := range []struct {
+		name    string
+		release *dstoken.Profile
+		want    string
+	}{
+		{"newest", nil, "Actions upload-csvs are not Datasette built-ins"},
+		{"a plugin action the signer declares", withPlugin, ""},
+		{"an older release", mustProfile(t, "1.0a2"), "Actions upload-csvs, set-column-type are not known to Datasette 1.0a2"},
+	} {
+		got := unknownActionsNote(tt.release, r)
+		if (tt.want == "") != (got == "") || !strings.HasPrefix(got, tt.want) {
+			t.Errorf("%s: %q, want %q...", tt.name, got, tt.want)
+		}
+	}
+}
