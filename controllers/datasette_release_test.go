@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -288,8 +290,8 @@ func sameJSON(a, b []byte) bool {
 
 // sameAsCreateToken runs the release's own `datasette create-token` for the spec (its -e, -a,
 // -d and -r) and checks that it mints the operator's payload, but for the issue time.
-func sameAsCreateToken(t *testing.T, version, actor string, r *datasettev1alpha1.Restrictions, token string) {
-	args := []string{"create-token", actor, "-e", "3600"}
+func sameAsCreateToken(t *testing.T, version, actor string, r *datasettev1alpha1.Restrictions, token string, extra ...string) {
+	args := append([]string{"create-token", actor, "-e", "3600"}, extra...)
 	if r != nil {
 		for _, a := range r.All {
 			args = append(args, "-a", string(a))
@@ -331,3 +333,66 @@ func withoutIssuedAt(payload []byte) string {
 }
 
 var issuedAtPattern = regexp.MustCompile(`"t":[0-9]+`)
+
+// uploadPlugin is a Datasette 1.0a5–1.0a19 plugin registering the action upload-csvs (uc).
+const uploadPlugin = `from datasette import hookimpl, Permission
+
+
+@hookimpl
+def register_permissions(datasette):
+    return [Permission(name="upload-csvs", abbr="uc", description="Upload CSVs",
+                       takes_database=True, takes_resource=False, default=False)]
+`
+
+// TestRealDatasettePluginActions: a 1.0a19 signer that lists its instance's plugin action in
+// spec.pluginActions mints tokens naming it, abbreviated as the instance's own create-token
+// (with the plugin) abbreviates it, and the instance, running the plugin, accepts them.
+func TestRealDatasettePluginActions(t *testing.T) {
+	if testenv.DatasetteReleasesDir() == "" {
+		t.Skip(testenv.DatasetteHowTo)
+	}
+	requireEnvtest(t)
+	const key = "real-release-key"
+	plugins := t.TempDir()
+	if err := os.WriteFile(filepath.Join(plugins, "upload.py"), []byte(uploadPlugin), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	server := testenv.Datasette(t, "1.0a19").ServeT(t, key, "--plugins-dir", plugins)
+
+	ns := newNamespace(t)
+	startManager(t, ns)
+	signingSecret(t, ns, "datasette", key)
+	create(t, &datasettev1alpha1.DatasetteSigner{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "with-plugin"},
+		Spec: datasettev1alpha1.DatasetteSignerSpec{
+			SecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"},
+			SignerSettings: datasettev1alpha1.SignerSettings{DatasetteVersion: "1.0a19",
+				PluginActions: []datasettev1alpha1.PluginAction{{Name: "upload-csvs", Abbreviation: "uc"}}},
+		},
+	})
+	r := memoryDB([]string{"view-instance"}, "view-database", "upload-csvs")
+	create(t, &datasettev1alpha1.DatasetteToken{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "uploader"},
+		Spec: datasettev1alpha1.DatasetteTokenSpec{
+			Actor:        "bot-uploader",
+			SignerRef:    &datasettev1alpha1.SignerReference{Kind: datasettev1alpha1.DatasetteSignerKind, Name: "with-plugin"},
+			ExpiresAfter: &metav1.Duration{Duration: time.Hour},
+			Restrictions: r,
+		},
+	})
+	k := client.ObjectKey{Namespace: ns, Name: "uploader"}
+	waitReason(t, k, ReasonIssued)
+	token := tokenOf(t, k)
+	d, err := dstoken.Decode(token)
+	if err != nil || !strings.Contains(string(d.Payload), `"_memory":["vd","uc"]`) {
+		t.Fatalf("payload %s (%v)", d.Payload, err)
+	}
+	sameAsCreateToken(t, "1.0a19", "bot-uploader", r, token, "--plugins-dir", plugins)
+	checkActor(t, server, "1.0a19", "uploader", token)
+	for i, want := range []int{200, 200, 403} {
+		code, body, err := server.Get(realProbes[i], token)
+		if err != nil || code != want {
+			t.Errorf("%s: %d %v %.200s, want %d", realProbes[i], code, err, body, want)
+		}
+	}
+}
