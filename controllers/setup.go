@@ -42,6 +42,7 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
+	r.Recorder = unversionedRecorder{r.Recorder, mgr.GetScheme()}
 	if err := indexFields(mgr); err != nil {
 		return err
 	}
@@ -158,11 +159,12 @@ func (r *DatasetteTokenReconciler) tokensNamingSecret(ctx context.Context, secre
 
 // tokensOfSigner maps a signer to the DatasetteTokens that name it.
 func (r *DatasetteTokenReconciler) tokensOfSigner(ctx context.Context, signer client.Object) []ctrl.Request {
+	requests := r.tokensNamingSignerSecret(ctx, signer)
 	if signer.GetNamespace() == "" {
-		return r.tokenRequests(ctx, signer, client.MatchingFields{indexSigner: datasettev1alpha1.ClusterDatasetteSignerKind + "/" + signer.GetName()})
+		return append(requests, r.tokenRequests(ctx, signer, client.MatchingFields{indexSigner: datasettev1alpha1.ClusterDatasetteSignerKind + "/" + signer.GetName()})...)
 	}
-	return r.tokenRequests(ctx, signer, client.InNamespace(signer.GetNamespace()),
-		client.MatchingFields{indexSigner: datasettev1alpha1.DatasetteSignerKind + "/" + signer.GetName()})
+	return append(requests, r.tokenRequests(ctx, signer, client.InNamespace(signer.GetNamespace()),
+		client.MatchingFields{indexSigner: datasettev1alpha1.DatasetteSignerKind + "/" + signer.GetName()})...)
 }
 
 // tokensOfNamespace maps a namespace whose labels changed to its DatasetteTokens that use a
