@@ -217,6 +217,10 @@ func signingFailure(in *gathered) (r readiness, ok bool) {
 	case s.key.oversized:
 		return notReady(stalled, ReasonSigningKeyMissing, fmt.Sprintf(
 			"the key %q of signing Secret %s is longer than %d bytes", s.keyName, s.secret, maxKeySize)), false
+	case s.key.overBudget && s.viaSigner:
+		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf("%s: %s", s.source, overBudgetMessage(s.keyName, s.secret))), false
+	case s.key.overBudget:
+		return notReady(stalled, ReasonSigningKeyMissing, overBudgetMessage(s.keyName, s.secret)), false
 	case s.key.unreadable && s.viaSigner:
 		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf("%s: the operator may not read its Secret %s (%s)", s.source, s.secret, unreadableWhy)), false
 	case s.key.unreadable:

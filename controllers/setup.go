@@ -61,7 +61,7 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("adding the Secret metadata cache: %w", err)
 	}
 	r.secretMetadata = secretMetadata
-	r.keys = newKeyCache(secretMetadata, r.APIReader, r.Namespaces)
+	r.keys = newKeyCache(secretMetadata, r.APIReader, r.Namespaces, r.KeyCacheMaxSecretBytes, r.KeyCacheMaxBytes)
 	secretMeta := &metav1.PartialObjectMetadata{}
 	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 

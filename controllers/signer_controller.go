@@ -137,6 +137,8 @@ func signerReadiness(secret types.NamespacedName, keyName string, key keyLookup)
 	switch {
 	case key.oversized:
 		return notReady(stalled, ReasonKeyMissing, fmt.Sprintf("the key %q of Secret %s is longer than %d bytes", keyName, secret, maxKeySize))
+	case key.overBudget:
+		return notReady(stalled, ReasonKeyMissing, overBudgetMessage(keyName, fmt.Sprintf("%q", secret.Name)))
 	case key.unreadable:
 		return notReady(stalled, ReasonSecretNotFound, fmt.Sprintf("the operator may not read Secret %s (%s)", secret, unreadableWhy))
 	case !key.secretFound:
