@@ -152,7 +152,9 @@ func TestTenantRenewalFloor(t *testing.T) {
 	}
 	waitQuiet(t, m.requests)
 	secretPatches := len(m.requests.since(mark, secretWrites))
-	restarts := len(m.requests.since(mark, func(r apiRequest) bool { return isWrite(r) && (r.resource == "deployments" || r.resource == "statefulsets") }))
+	restarts := len(m.requests.since(mark, func(r apiRequest) bool {
+		return isWrite(r) && (r.resource == "deployments" || r.resource == "statefulsets")
+	}))
 	t.Logf("renew-now changed every 100 ms for 3 s: %d Secret writes, %d workload patches; requests %v", secretPatches, restarts, m.requests.summary(mark))
 	if secretPatches != 1 || restarts != 2 {
 		t.Errorf("%d Secret writes and %d workload patches; want 1 mint and one restart of each of the 2 targets", secretPatches, restarts)
