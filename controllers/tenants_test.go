@@ -212,3 +212,86 @@ func TestTenantKeyCacheHoldsOnlyKeysInUse(t *testing.T) {
 		t.Errorf("message %q does not name the cap", msg)
 	}
 }
+
+func TestTenantRevocationPolicy(t *testing.T) {
+	requireEnvtest(t)
+	platform, ns := newNamespace(t), newNamespace(t)
+	signingSecret(t, platform, "datasette", "platform-key")
+	signingSecret(t, ns, "datasette", "tenant-key")
+	labelTeamData(t, ns)
+	startManager(t, ns, withNamespaces(ns, platform))
+	cs := clusterSigner(t, platform, datasettev1alpha1.SignerSettings{RevocationPolicy: datasettev1alpha1.RevocationPolicyRemove})
+	tok := signedToken(ns, "cross", "ci-1", cs.Name)
+	create(t, tok)
+	key := client.ObjectKeyFromObject(tok)
+	waitReason(t, key, ReasonIssued)
+
+	// The namespace loses the selector's label: the token is removed, with an event.
+	var n corev1.Namespace
+	NewWithT(t).Expect(k8sClient.Get(ctx, types.NamespacedName{Name: ns}, &n)).To(Succeed())
+	delete(n.Labels, "team")
+	NewWithT(t).Expect(k8sClient.Update(ctx, &n)).To(Succeed())
+	waitReason(t, key, ReasonNamespaceNotAllowed)
+	NewWithT(t).Eventually(func() bool {
+		var s corev1.Secret
+		return apierrors.IsNotFound(k8sClient.Get(ctx, key, &s))
+	}, eventually, poll).Should(BeTrue(), "the token's Secret was kept")
+	waitWarning(t, ns, "cross", "Revoked")
+	if got := getToken(t, key); got.Status.IssuedAt != nil || got.Status.ExpiresAt != nil {
+		t.Errorf("status still describes the removed token: %+v", got.Status)
+	}
+
+	// A DatasetteSigner with Remove, deleted: its token goes too. One with Keep: its token stays.
+	for _, policy := range []datasettev1alpha1.RevocationPolicy{datasettev1alpha1.RevocationPolicyRemove, ""} {
+		name := "keep"
+		if policy != "" {
+			name = "remove"
+		}
+		signer := &datasettev1alpha1.DatasetteSigner{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: datasettev1alpha1.DatasetteSignerSpec{SecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"},
+				SignerSettings: datasettev1alpha1.SignerSettings{RevocationPolicy: policy}},
+		}
+		create(t, signer)
+		local := newToken(ns, "local-"+name, "bot")
+		local.Spec.SigningSecretRef = nil
+		local.Spec.SignerRef = &datasettev1alpha1.SignerReference{Kind: datasettev1alpha1.DatasetteSignerKind, Name: name}
+		create(t, local)
+		localKey := client.ObjectKeyFromObject(local)
+		waitReason(t, localKey, ReasonIssued)
+		NewWithT(t).Expect(k8sClient.Delete(ctx, signer)).To(Succeed())
+		waitReason(t, localKey, ReasonSignerNotFound)
+		var s corev1.Secret
+		err := k8sClient.Get(ctx, localKey, &s)
+		if policy != "" {
+			NewWithT(t).Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, localKey, &s)) }, eventually, poll).Should(BeTrue())
+		} else if err != nil {
+			t.Errorf("revocationPolicy Keep: the Secret is gone: %v", err)
+		}
+	}
+}
+
+func TestTenantEventsAggregate(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	signingSecret(t, ns, "datasette", "tenant-key")
+	m := startManager(t, ns)
+	tok := newToken(ns, "chatty", "bot")
+	create(t, tok)
+	key := client.ObjectKeyFromObject(tok)
+	last := waitReason(t, key, ReasonIssued).Status.IssuedAt.Time
+	mark := m.requests.mark()
+	const renewals = 4
+	for i := range renewals {
+		nextSecond(last)
+		requestRenewal(t, key, fmt.Sprintf("r%d", i))
+		waitReissued(t, key, last)
+		last = getToken(t, key).Status.IssuedAt.Time
+	}
+	time.Sleep(time.Second) // the broadcaster writes events asynchronously
+	eventWrites := len(m.requests.since(mark, func(r apiRequest) bool { return isWrite(r) && r.resource == "events" }))
+	t.Logf("%d renewals of one token: %d event writes", renewals, eventWrites)
+	if eventWrites > 2 {
+		t.Errorf("%d event writes for %d identical Renewed events; want them aggregated into one series (at most a create and a patch)", eventWrites, renewals)
+	}
+}
