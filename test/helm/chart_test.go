@@ -55,9 +55,10 @@ func TestCRDsMatchConfig(t *testing.T) {
 // TestChartFilesMatchSources checks the chart's copies of files kept elsewhere (make helm-files).
 func TestChartFilesMatchSources(t *testing.T) {
 	for copyPath, source := range map[string]string{
-		"files/manager-role.yaml": "config/rbac/role.yaml",
-		"files/alerts.yaml":       "config/prometheus/alerts.yaml",
-		"files/dashboard.json":    "config/grafana/dashboard.json",
+		"files/manager-role.yaml":     "config/rbac/role.yaml",
+		"files/alerts.yaml":           "config/prometheus/alerts.yaml",
+		"files/dashboard.json":        "config/grafana/dashboard.json",
+		"files/admission-policy.yaml": "config/rbac/admission_policy.yaml",
 	} {
 		got, err := os.ReadFile(filepath.Join(chartDir, copyPath))
 		if err != nil {
