@@ -99,7 +99,7 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 		tokenMints.WithLabelValues(string(p.mint)).Inc()
 	}
 	recordTokenMetrics(tok)
-	return ctrl.Result{RequeueAfter: p.requeueAfter}, nil
+	return scheduled(p.requeueAfter), nil
 }
 
 // recordStatus puts the token's dates in status when the Secret holds a token for the spec.

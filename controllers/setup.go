@@ -69,13 +69,13 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&datasettev1alpha1.DatasetteToken{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, renewRequested{}, deletionStarted{}))).
 		Owns(&corev1.Secret{}, builder.WithPredicates(r.secretWrites.notOwnWrite())).
-		WatchesRawSource(source.Kind(secretMetadata, client.Object(secretMeta), handler.EnqueueRequestsFromMapFunc(r.tokensNamingSecret),
+		WatchesRawSource(source.Kind(secretMetadata, client.Object(secretMeta), lowPriorityFanOut(r.tokensNamingSecret),
 			r.secretWrites.notOwnWrite())).
-		Watches(&datasettev1alpha1.DatasetteSigner{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfSigner),
+		Watches(&datasettev1alpha1.DatasetteSigner{}, lowPriorityFanOut(r.tokensOfSigner),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&datasettev1alpha1.ClusterDatasetteSigner{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfSigner),
+		Watches(&datasettev1alpha1.ClusterDatasetteSigner{}, lowPriorityFanOut(r.tokensOfSigner),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfNamespace),
+		WatchesMetadata(&corev1.Namespace{}, lowPriorityFanOut(r.tokensOfNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 		Named("datasettetoken").

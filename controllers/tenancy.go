@@ -15,9 +15,15 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
@@ -301,4 +307,69 @@ func overBudgetMessage(keyName, secret string) string {
 	return fmt.Sprintf("the key %q of Secret %s cannot be held: the operator's key cache is at its cap for that Secret "+
 		"(--key-cache-secret-bytes) or in all (--key-cache-bytes); use fewer signing keys per Secret, or ask the operator's administrators to raise the caps",
 		keyName, secret)
+}
+
+// bulkFanOut enqueues the DatasetteTokens that an event on another object concerns (a Secret, a
+// signer, a namespace). When it concerns more than one, they go at low priority: bulk work of
+// one tenant (a thousand tokens waking up when their Secret appears or rotates) then waits behind
+// every other tenant's new or edited DatasetteToken, which the queue serves first.
+type bulkFanOut struct {
+	toRequests handler.MapFunc
+}
+
+// lowPriorityFanOut returns the event handler of a fan-out.
+func lowPriorityFanOut(fn handler.MapFunc) handler.EventHandler { return bulkFanOut{toRequests: fn} }
+
+func (b bulkFanOut) enqueue(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
+	seen := map[reconcile.Request]bool{}
+	var reqs []reconcile.Request
+	for _, o := range objs {
+		if o == nil {
+			continue
+		}
+		for _, req := range b.toRequests(ctx, o) {
+			if !seen[req] {
+				seen[req] = true
+				reqs = append(reqs, req)
+			}
+		}
+	}
+	pq, isPriority := q.(priorityqueue.PriorityQueue[reconcile.Request])
+	for _, req := range reqs {
+		if isPriority && len(reqs) > 1 {
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(handler.LowPriority)}, req)
+		} else {
+			q.Add(req)
+		}
+	}
+}
+
+// Create enqueues the tokens the new object concerns.
+func (b bulkFanOut) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	b.enqueue(ctx, q, e.Object)
+}
+
+// Update enqueues the tokens the object concerned and concerns.
+func (b bulkFanOut) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	b.enqueue(ctx, q, e.ObjectOld, e.ObjectNew)
+}
+
+// Delete enqueues the tokens the object concerned.
+func (b bulkFanOut) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	b.enqueue(ctx, q, e.Object)
+}
+
+// Generic enqueues the tokens the object concerns.
+func (b bulkFanOut) Generic(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	b.enqueue(ctx, q, e.Object)
+}
+
+// scheduled is the result of a reconcile that looks again after d (zero: never): at low
+// priority, as scheduled work (a renewal has renewBefore to spare) that waits behind new and
+// edited DatasetteTokens.
+func scheduled(d time.Duration) reconcile.Result {
+	if d <= 0 {
+		return reconcile.Result{}
+	}
+	return reconcile.Result{RequeueAfter: d, Priority: ptr.To(handler.LowPriority)}
 }
