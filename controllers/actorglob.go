@@ -55,7 +55,7 @@ func compileActorPattern(pattern string) (*regexp.Regexp, error) {
 		case '[':
 			end, class, err := classAt(runes, i)
 			if err != nil {
-				return nil, fmt.Errorf("%w %q: %v", errBadPattern, pattern, err)
+				return nil, fmt.Errorf("%w %q: %w", errBadPattern, pattern, err)
 			}
 			re.WriteString(class)
 			i = end
@@ -66,7 +66,7 @@ func compileActorPattern(pattern string) (*regexp.Regexp, error) {
 	re.WriteString(`)$`)
 	compiled, err := regexp.Compile(re.String())
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %v", errBadPattern, pattern, err)
+		return nil, fmt.Errorf("%w %q: %w", errBadPattern, pattern, err)
 	}
 	return compiled, nil
 }

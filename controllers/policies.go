@@ -264,7 +264,8 @@ func policyViolation(p *datasettev1alpha1.SigningPolicy, signer string, claims d
 	}
 	if len(p.AllowedActions) > 0 && claims.Restrictions.IsZero() {
 		// A token without restrictions may do anything its actor may: more than any list allows.
-		return fmt.Sprintf("%s allows only the actions of its policy.allowedActions; the token has no restrictions, so it could do anything: list the actions it needs in spec.restrictions", signer)
+		return fmt.Sprintf("%s allows only the actions of its policy.allowedActions; the token has no restrictions, so it could do anything: "+
+			"list the actions it needs in spec.restrictions", signer)
 	}
 	if len(p.AllowedActions) > 0 {
 		for _, action := range claims.Restrictions.Actions() {

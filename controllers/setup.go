@@ -161,7 +161,8 @@ func (r *DatasetteTokenReconciler) tokensNamingSecret(ctx context.Context, secre
 func (r *DatasetteTokenReconciler) tokensOfSigner(ctx context.Context, signer client.Object) []ctrl.Request {
 	requests := r.tokensNamingSignerSecret(ctx, signer)
 	if signer.GetNamespace() == "" {
-		return append(requests, r.tokenRequests(ctx, signer, client.MatchingFields{indexSigner: datasettev1alpha1.ClusterDatasetteSignerKind + "/" + signer.GetName()})...)
+		return append(requests, r.tokenRequests(ctx, signer,
+			client.MatchingFields{indexSigner: datasettev1alpha1.ClusterDatasetteSignerKind + "/" + signer.GetName()})...)
 	}
 	return append(requests, r.tokenRequests(ctx, signer, client.InNamespace(signer.GetNamespace()),
 		client.MatchingFields{indexSigner: datasettev1alpha1.DatasetteSignerKind + "/" + signer.GetName()})...)

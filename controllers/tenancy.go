@@ -85,7 +85,8 @@ func renewalTooFrequent(want desiredToken, claims dstoken.Claims, maxTTL, floor 
 		return ""
 	}
 	return fmt.Sprintf("the token would be renewed every %s (its lifetime minus renewBefore), more often than the renewal floor of %s "+
-		"(the operator's --min-renewal-interval, or its signer's policy.minRenewalInterval): lengthen spec.expiresAfter or shorten spec.renewBefore; nothing is minted",
+		"(the operator's --min-renewal-interval, or its signer's policy.minRenewalInterval): "+
+		"lengthen spec.expiresAfter or shorten spec.renewBefore; nothing is minted",
 		every, floor)
 }
 
@@ -113,7 +114,8 @@ func deferredMint(tok *datasettev1alpha1.DatasetteToken, reason mintReason, kept
 // signer's policy.
 func (r *DatasetteTokenReconciler) directRefRefusal(ctx context.Context, secret types.NamespacedName) (string, error) {
 	if r.DenySigningSecretRef {
-		return fmt.Sprintf("this operator refuses spec.signingSecretRef (--allow-signing-secret-ref=false): name a DatasetteSigner or ClusterDatasetteSigner in spec.signerRef instead of Secret %q", secret.Name), nil
+		return fmt.Sprintf("this operator refuses spec.signingSecretRef (--allow-signing-secret-ref=false): "+
+			"name a DatasetteSigner or ClusterDatasetteSigner in spec.signerRef instead of Secret %q", secret.Name), nil
 	}
 	var names []string
 	for _, kind := range signerKinds {

@@ -22,7 +22,7 @@ import (
 // out-spend the operator's memory, or out-write everyone else.
 
 // withFloor sets the renewal floor (--min-renewal-interval).
-func withFloor(d time.Duration) managerOption {
+func withFloor(d time.Duration) managerOption { //nolint:unparam // the flag's default is what the tests need so far
 	return func(_ *ctrl.Options, r *DatasetteTokenReconciler) { r.MinRenewalInterval = d }
 }
 
