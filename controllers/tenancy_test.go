@@ -1,13 +1,14 @@
 package controllers
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
@@ -230,4 +231,62 @@ func TestRestartPending(t *testing.T) {
 	}
 }
 
-var _ = corev1.SecretTypeOpaque
+
+func TestRenewalFloorOfSigner(t *testing.T) {
+	policy := func(d time.Duration) datasettev1alpha1.SignerSettings {
+		return datasettev1alpha1.SignerSettings{Policy: &datasettev1alpha1.SigningPolicy{MinRenewalInterval: &metav1.Duration{Duration: d}}}
+	}
+	for _, tt := range []struct {
+		operator time.Duration
+		settings datasettev1alpha1.SignerSettings
+		want     time.Duration
+	}{
+		{time.Minute, datasettev1alpha1.SignerSettings{}, time.Minute},
+		{time.Minute, policy(time.Hour), time.Hour},
+		{time.Minute, policy(time.Second), time.Minute}, // a signer cannot lower it
+	} {
+		if got := renewalFloor(tt.operator, tt.settings); got != tt.want {
+			t.Errorf("renewalFloor(%s, %+v) = %s; want %s", tt.operator, tt.settings.Policy, got, tt.want)
+		}
+	}
+}
+
+func TestRejectedTargetName(t *testing.T) {
+	for name, rejected := range map[string]bool{"web": false, "web.v1": false, "a/b": true, "Web": true, "": true, "..": true} {
+		if got := rejectedTargetName(name) != ""; got != rejected {
+			t.Errorf("rejectedTargetName(%q) rejected %v; want %v", name, got, rejected)
+		}
+	}
+}
+
+func TestKeyCacheAccounting(t *testing.T) {
+	c := newKeyCache(nil, nil, nil, 3*keyOverhead, 5*keyOverhead)
+	s1 := types.NamespacedName{Namespace: "a", Name: "s"}
+	s2 := types.NamespacedName{Namespace: "b", Name: "s"}
+	data := map[string][]byte{"k1": []byte("one"), "k2": []byte("two"), "k3": []byte("three")}
+	for i, name := range []string{"k1", "k2", "k3"} { // one user walks through three key names
+		c.use("tok", keyUse{secret: s1, keyName: name})
+		c.store(s1, fmt.Sprint(i), name, data)
+	}
+	if total, names := c.heldBytes(); names != 1 || total != int64(len("three"))+keyOverhead {
+		t.Errorf("after a walk through 3 key names: %d names, %d bytes; want only the one in use", names, total)
+	}
+	c.use("t2", keyUse{secret: s1, keyName: "k1"})
+	c.store(s1, "9", "k1", data)
+	c.use("t3", keyUse{secret: s1, keyName: "k2"})
+	c.store(s1, "9", "k2", data)
+	if k, _ := c.cachedAny(s1, "9", "k2", true); !k.overBudget {
+		t.Errorf("a third key of one Secret fits a cap of about two: %+v", k)
+	}
+	c.use("t4", keyUse{secret: s2, keyName: "k1"})
+	c.store(s2, "1", "k1", data)
+	if k, _ := c.cachedAny(s2, "1", "k1", true); k.minter == nil {
+		t.Errorf("another Secret's key does not fit: %+v", k)
+	}
+	for _, u := range []string{"tok", "t2", "t3", "t4"} {
+		c.release(u)
+	}
+	if total, names := c.heldBytes(); total != 0 || names != 0 || c.size() != 0 {
+		t.Errorf("after every user left: %d bytes, %d names, %d Secrets; want none", total, names, c.size())
+	}
+}

@@ -22,7 +22,7 @@ import (
 // out-spend the operator's memory, or out-write everyone else.
 
 // withFloor sets the renewal floor (--min-renewal-interval).
-func withFloor(d time.Duration) managerOption { //nolint:unparam // the flag's default is what the tests need so far
+func withFloor(d time.Duration) managerOption {
 	return func(_ *ctrl.Options, r *DatasetteTokenReconciler) { r.MinRenewalInterval = d }
 }
 
@@ -294,4 +294,47 @@ func TestTenantEventsAggregate(t *testing.T) {
 	if eventWrites > 2 {
 		t.Errorf("%d event writes for %d identical Renewed events; want them aggregated into one series (at most a create and a patch)", eventWrites, renewals)
 	}
+}
+
+func TestTenantRestartsCoalesced(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	signingSecret(t, ns, "datasette", "k")
+	const floor = 4 * time.Second
+	startManager(t, ns, withFloor(floor))
+	objs := workloads(t, ns, "app")[:1]
+	tok := newToken(ns, "restarts", "bot")
+	tok.Spec.ExpiresAfter = &metav1.Duration{Duration: time.Hour}
+	tok.Spec.RolloutRestartTargets = []datasettev1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: "app"}}
+	create(t, tok)
+	key := client.ObjectKeyFromObject(tok)
+	last := waitReason(t, key, ReasonIssued).Status.IssuedAt.Time
+	setActor := func(actor string) {
+		cur := getToken(t, key)
+		cur.Spec.Actor = actor
+		NewWithT(t).Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+	}
+	// A spec change re-issues and restarts at once; the next one within the floor is deferred.
+	nextSecond(last)
+	setActor("bot-2")
+	waitReissued(t, key, last)
+	first := getToken(t, key).Status.IssuedAt
+	NewWithT(t).Eventually(func() string { return restartedAt(t, objs)["Deployment"] }, eventually, poll).Should(Equal(rfc3339(first)))
+	nextSecond(first.Time)
+	setActor("bot-3")
+	waitReissued(t, key, first.Time)
+	second := getToken(t, key)
+	c := meta.FindStatusCondition(second.Status.Conditions, ConditionRestartTargetsReady)
+	if c == nil || c.Reason != ReasonRestartDeferred {
+		t.Fatalf("RestartTargetsReady %+v; want RestartDeferred", c)
+	}
+	if got := restartedAt(t, objs)["Deployment"]; got != rfc3339(first) {
+		t.Errorf("restarted again within the floor: %s", got)
+	}
+	// At the end of the floor the deferred restart comes, for the current token, once.
+	NewWithT(t).Eventually(func() string { return restartedAt(t, objs)["Deployment"] }, floor+5*time.Second, poll).
+		Should(Equal(rfc3339(second.Status.IssuedAt)))
+	NewWithT(t).Eventually(func() string {
+		return meta.FindStatusCondition(getToken(t, key).Status.Conditions, ConditionRestartTargetsReady).Reason
+	}, eventually, poll).Should(Equal(ReasonRestarted))
 }
