@@ -231,7 +231,6 @@ func TestRestartPending(t *testing.T) {
 	}
 }
 
-
 func TestRenewalFloorOfSigner(t *testing.T) {
 	policy := func(d time.Duration) datasettev1alpha1.SignerSettings {
 		return datasettev1alpha1.SignerSettings{Policy: &datasettev1alpha1.SigningPolicy{MinRenewalInterval: &metav1.Duration{Duration: d}}}
