@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -167,7 +168,7 @@ func (r *DatasetteTokenReconciler) revoke(ctx context.Context, in *gathered, p *
 	}
 	r.secretWrites.forget(types.NamespacedName{Namespace: s.Namespace, Name: s.Name})
 	p.readiness.message = truncate(p.readiness.message+fmt.Sprintf("; Secret %q was deleted (revocationPolicy Remove)", s.Name), maxNote)
-	r.Recorder.Eventf(in.token, nil, "Warning", "Revoked", "Revoke", "%s", p.readiness.message)
+	r.Recorder.Eventf(in.token, nil, corev1.EventTypeWarning, "Revoked", "Revoke", "%s", p.readiness.message)
 	return nil
 }
 
