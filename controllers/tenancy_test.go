@@ -7,8 +7,14 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
@@ -287,5 +293,44 @@ func TestKeyCacheAccounting(t *testing.T) {
 	}
 	if total, names := c.heldBytes(); total != 0 || names != 0 || c.size() != 0 {
 		t.Errorf("after every user left: %d bytes, %d names, %d Secrets; want none", total, names, c.size())
+	}
+}
+
+// TestRestartTargetNameRefusedIsReported: a target name the client refuses (a CRD of an older
+// version let "a/b" through) is TargetRejected, not an error retried in a loop.
+func TestRestartTargetNameRefusedIsReported(t *testing.T) {
+	r := &DatasetteTokenReconciler{Client: fake.NewClientBuilder().WithScheme(scheme).Build(), Recorder: events.NewFakeRecorder(10)}
+	tok := &datasettev1alpha1.DatasetteToken{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "t"},
+		Spec: datasettev1alpha1.DatasetteTokenSpec{RolloutRestartTargets: []datasettev1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: "a/b"}}}}
+	var conditions []metav1.Condition
+	if err := r.restartTargets(t.Context(), tok, time.Unix(1_700_000_000, 0), &conditions); err != nil {
+		t.Fatalf("restartTargets = %v; want the refusal reported, not retried", err)
+	}
+	c := meta.FindStatusCondition(conditions, ConditionRestartTargetsReady)
+	if c == nil || c.Reason != ReasonTargetRejected || !strings.Contains(c.Message, `"a/b"`) {
+		t.Errorf("RestartTargetsReady = %+v; want TargetRejected naming a/b", c)
+	}
+}
+
+// TestSignerWithMalformedPatternIsInvalidPolicy: a signer whose pattern got past admission (an
+// older CRD) is not Ready, reason InvalidPolicy, naming the pattern.
+func TestSignerWithMalformedPatternIsInvalidPolicy(t *testing.T) {
+	signer := &datasettev1alpha1.DatasetteSigner{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"},
+		Spec: datasettev1alpha1.DatasetteSignerSpec{SecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"},
+			SignerSettings: datasettev1alpha1.SignerSettings{Policy: &datasettev1alpha1.SigningPolicy{
+				Actors: &datasettev1alpha1.ActorPolicy{Denied: []datasettev1alpha1.ActorPattern{"[root"}}}}}}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "datasette"}, Data: map[string][]byte{defaultSigningKey: []byte("k")}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(signer, secret).WithStatusSubresource(signer).Build()
+	r := &signerReconciler{Client: c, Recorder: events.NewFakeRecorder(10), keys: newKeyCache(c, c, nil, 0, 0), kind: signerKinds[0]}
+	if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(signer)}); err != nil {
+		t.Fatal(err)
+	}
+	var got datasettev1alpha1.DatasetteSigner
+	if err := c.Get(t.Context(), client.ObjectKeyFromObject(signer), &got); err != nil {
+		t.Fatal(err)
+	}
+	ready := meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != ReasonInvalidPolicy || !strings.Contains(ready.Message, `"[root"`) {
+		t.Errorf("Ready = %+v; want False, InvalidPolicy, naming the pattern", ready)
 	}
 }
