@@ -150,6 +150,7 @@ helm-crds: manifests ## Copy config/crd/bases into the chart's crds/ (a test che
 helm-files: manifests ## Copy the CRDs, ClusterRole rules, alerts and dashboard into the chart, and the alerts into the PrometheusRule.
 	$(MAKE) helm-crds
 	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
+	cp config/rbac/admission_policy.yaml $(CHART)/files/admission-policy.yaml
 	cp config/prometheus/alerts.yaml $(CHART)/files/alerts.yaml
 	cp config/grafana/dashboard.json $(CHART)/files/dashboard.json
 	{ sed -n '1,/^spec:$$/p' config/prometheus/prometheusrule.yaml; \

@@ -37,6 +37,11 @@ const conflictRetry = 200 * time.Millisecond
 // rollout restarts, the events and, once, the status.
 func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p plan) (ctrl.Result, error) {
 	tok := in.token
+	if p.revoke {
+		if err := r.revoke(ctx, in, &p); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if p.token != "" {
 		if err := r.writeSecret(ctx, in, p); err != nil {
 			if !isPermanent(err) {
@@ -56,10 +61,26 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 		}
 	}
 	status := tok.Status.DeepCopy()
+	restartDone := p.token != "" && !p.restart
 	if p.restart && len(tok.Spec.RolloutRestartTargets) > 0 {
-		if err := r.restartTargets(ctx, tok, time.Unix(p.claims.IssuedAt, 0), &status.Conditions); err != nil {
-			return ctrl.Result{}, err
+		now, issuedAt := r.Clock.Now(), time.Unix(p.claims.IssuedAt, 0)
+		if wait := r.restarts.wait(tok.Namespace, tok.Spec.RolloutRestartTargets, in.floor, now); wait > 0 {
+			deferRestart(tok, &status.Conditions, issuedAt, now.Add(wait))
+			if p.requeueAfter == 0 || wait < p.requeueAfter {
+				p.requeueAfter = wait
+			}
+		} else {
+			if err := r.restartTargets(ctx, tok, issuedAt, &status.Conditions); err != nil {
+				return ctrl.Result{}, err
+			}
+			r.restarts.restarted(tok.Namespace, tok.Spec.RolloutRestartTargets, in.floor, now)
+			restartDone = true
 		}
+	} else if p.restart {
+		restartDone = true
+	}
+	if restartDone && p.claims.IssuedAt != 0 {
+		status.RestartedFor = &metav1.Time{Time: time.Unix(p.claims.IssuedAt, 0)}
 	}
 	if len(tok.Spec.RolloutRestartTargets) == 0 {
 		meta.RemoveStatusCondition(&status.Conditions, ConditionRestartTargetsReady)
@@ -78,7 +99,7 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 		tokenMints.WithLabelValues(string(p.mint)).Inc()
 	}
 	recordTokenMetrics(tok)
-	return ctrl.Result{RequeueAfter: p.requeueAfter}, nil
+	return scheduled(p.requeueAfter), nil
 }
 
 // recordStatus puts the token's dates in status when the Secret holds a token for the spec.
@@ -95,6 +116,12 @@ func (r *DatasetteTokenReconciler) recordStatus(tok *datasettev1alpha1.Datasette
 		status.RenewalTime = nil // suspended, ended or failing: nothing is scheduled
 	}
 	status.LastRenewRequest = p.renewRequest
+	if p.mint != noMint {
+		status.LastMintReason = string(p.mint)
+	}
+	if p.revoke {
+		status.IssuedAt, status.ExpiresAt, status.RenewalTime, status.RestartedFor = nil, nil, nil, nil
+	}
 }
 
 // recordEvents records a mint, and a change of Ready to a failure, suspension or end.
@@ -168,6 +195,9 @@ func secretMetadata(want desiredToken, p plan) (labels, annotations map[string]s
 	if !p.dates.expiresAt.IsZero() {
 		annotations[annotationExpiresAt] = p.dates.expiresAt.UTC().Format(time.RFC3339)
 	}
+	if p.revocationRemove {
+		annotations[annotationRevocation] = string(datasettev1alpha1.RevocationPolicyRemove)
+	}
 	return labels, annotations
 }
 
@@ -179,7 +209,7 @@ func secretMetadata(want desiredToken, p plan) (labels, annotations map[string]s
 func secretPatch(current *corev1.Secret, labels, annotations map[string]string, token string) []byte {
 	record := templateKeysOf(current.Annotations)
 	labelPatch := mapPatch(current.Labels, labels, record.Labels)
-	annotationPatch := mapPatch(current.Annotations, annotations, append(record.Annotations, annotationExpiresAt, annotationTemplateKeys))
+	annotationPatch := mapPatch(current.Annotations, annotations, append(record.Annotations, annotationExpiresAt, annotationTemplateKeys, annotationRevocation))
 	tokenChanged := string(current.Data[tokenKey]) != token
 	if len(labelPatch) == 0 && len(annotationPatch) == 0 && !tokenChanged {
 		return nil
@@ -232,11 +262,15 @@ func (r *DatasetteTokenReconciler) restartTargets(ctx context.Context, tok *data
 		obj.SetNamespace(tok.Namespace)
 		obj.SetName(target.Name)
 		name := target.Kind + "/" + target.Name
+		if why := rejectedTargetName(target.Name); why != "" {
+			refused = append(refused, fmt.Sprintf("%s/%q (%s)", target.Kind, target.Name, why))
+			continue
+		}
 		err := r.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch))
 		switch {
 		case apierrors.IsNotFound(err):
 			missing = append(missing, name)
-		case isPermanent(err):
+		case isPermanentTargetError(err):
 			refused = append(refused, name+" ("+string(apierrors.ReasonForError(err))+")")
 		case err != nil:
 			return fmt.Errorf("restarting %s in %s: %w", name, tok.Namespace, err)

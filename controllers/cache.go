@@ -88,7 +88,7 @@ func trimOwnedSecret(obj any) (any, error) {
 // ownAnnotation reports whether the operator writes annotation key on every output Secret.
 func ownAnnotation(key string) bool {
 	switch key {
-	case annotationActor, annotationIssuedAt, annotationExpiresAt, annotationTemplateKeys:
+	case annotationActor, annotationIssuedAt, annotationExpiresAt, annotationTemplateKeys, annotationRevocation:
 		return true
 	}
 	return false

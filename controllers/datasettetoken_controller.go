@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -51,6 +52,15 @@ type DatasetteTokenReconciler struct {
 	// Namespaces, when not empty, confines the Secret metadata watch to these namespaces (the
 	// manager's --watch-namespaces).
 	Namespaces []string
+	// MinRenewalInterval is the renewal floor (the manager's --min-renewal-interval): no token is
+	// renewed sooner than this after its last mint, and each rollout restart target is
+	// restarted at most once per this interval. Zero means no floor.
+	MinRenewalInterval time.Duration
+	// DenySigningSecretRef refuses every spec.signingSecretRef (--allow-signing-secret-ref=false).
+	DenySigningSecretRef bool
+	// KeyCacheMaxSecretBytes and KeyCacheMaxBytes cap the signing keys held per Secret and in
+	// all (zero: the defaults, defaultKeyCacheSecretBytes and defaultKeyCacheBytes).
+	KeyCacheMaxSecretBytes, KeyCacheMaxBytes int64
 
 	// secretMetadata is the metadata-only watch of Secrets.
 	secretMetadata cache.Cache
@@ -60,6 +70,8 @@ type DatasetteTokenReconciler struct {
 	// DatasetteTokens' status: their watch events wake nobody, and a reconcile that reads a cache
 	// not yet showing them waits for it instead of losing a race.
 	secretWrites, statusWrites writeLog
+	// restarts restarts each rollout restart target at most once per renewal floor.
+	restarts restartGate
 }
 
 // +kubebuilder:rbac:groups=datasette.io,resources=datasettetokens,verbs=get;list;watch;patch

@@ -25,6 +25,8 @@ type gathered struct {
 	secret *corev1.Secret
 	// staleSecret is an owned Secret left under an earlier secretName, nil when none.
 	staleSecret *corev1.Secret
+	// floor is the renewal floor: the shortest time between two renewals (zero: none).
+	floor time.Duration
 }
 
 // signingFacts are what gather found out about the token's signing key.
@@ -47,6 +49,10 @@ type signingFacts struct {
 	// releaseErr why it cannot be served.
 	release    *dstoken.Profile
 	releaseErr error
+	// refusedRef says why spec.signingSecretRef may not be used ("" when it may).
+	refusedRef string
+	// invalidPolicy names the signer's malformed actor pattern ("" when none).
+	invalidPolicy string
 }
 
 // mintReason says why a token is minted; it labels the mint counter and the events.
@@ -87,6 +93,10 @@ type plan struct {
 	requeueAfter time.Duration
 	// release is the Datasette release the token is minted for (nil: the newest).
 	release *dstoken.Profile
+	// revoke: delete the owned Secret, whose signer no longer allows the token.
+	revoke bool
+	// revocationRemove: the signer's revocationPolicy is Remove (recorded on the Secret).
+	revocationRemove bool
 }
 
 // decide is the DatasetteToken controller's decision, a pure function of what was gathered and
@@ -99,7 +109,7 @@ func decide(in *gathered, now time.Time) plan {
 		return p
 	}
 	if r, ok := signingFailure(in); !ok {
-		p.readiness = r
+		p.readiness, p.revoke = r, revocationDue(in, r)
 		return p
 	}
 	if secretOwnership(in.secret, tok) == secretForeign {
@@ -129,6 +139,10 @@ func decide(in *gathered, now time.Time) plan {
 		return p
 	}
 	claims, mintable := want.claimsAt(now)
+	if msg := renewalTooFrequent(want, claims, maxTTL, in.floor); mintable && msg != "" {
+		p.readiness = notReady(stalled, ReasonRenewalTooFrequent, msg)
+		return p
+	}
 	if !mintable {
 		// Stalled, not merely False: kstatus reads Ready=False alone as InProgress forever.
 		p.readiness = notReady(stalled, ReasonEnded, fmt.Sprintf(
@@ -138,6 +152,10 @@ func decide(in *gathered, now time.Time) plan {
 	}
 
 	p.mint = mintDecision(in, kept, p.dates, now)
+	var deferredUntil time.Time
+	if until := deferredMint(tok, p.mint, kept, in.floor, now); !until.IsZero() {
+		p.mint, p.requeueAfter, deferredUntil = noMint, until.Sub(now), until
+	}
 	if p.mint == mintManual && kept.IssuedAt == now.Unix() {
 		// A token minted in the same second would be the same token: renew in the next one.
 		p.mint, p.requeueAfter = noMint, time.Unix(now.Unix()+1, 0).Sub(now)
@@ -158,11 +176,17 @@ func decide(in *gathered, now time.Time) plan {
 	// Restart the targets whenever the token differs from the one the status last recorded
 	// (not at the first issue): also when a previous reconcile wrote the Secret but failed
 	// before its status.
-	last := tok.Status.IssuedAt
-	p.restart = last != nil && (p.mint != noMint || last.Unix() != p.claims.IssuedAt)
+	p.restart = restartPending(tok, p.mint, p.claims.IssuedAt)
+	p.revocationRemove = in.signing.settings.RevocationPolicy == datasettev1alpha1.RevocationPolicyRemove
 	p.readiness = ready(ReasonIssued, fmt.Sprintf("Secret %q holds a token for actor %q", want.secretName, want.claims.Actor))
+	if !deferredUntil.IsZero() {
+		p.readiness.message += fmt.Sprintf("; the renewal requested waits for the renewal floor (%s) until %s", in.floor, deferredUntil.UTC().Format(time.RFC3339))
+		if !p.dates.renewAt.IsZero() {
+			p.requeueAfter = min(p.requeueAfter, max(p.dates.renewAt.Sub(now), time.Second))
+		}
+	}
 	switch {
-	case p.requeueAfter > 0: // a renewal requested in the second of the last mint
+	case p.requeueAfter > 0: // a renewal requested in the second of the last mint, or deferred
 	case !p.dates.renewAt.IsZero():
 		p.requeueAfter = max(p.dates.renewAt.Sub(now), time.Second)
 	case !want.notAfter.IsZero():
@@ -178,11 +202,16 @@ const unreadableWhy = "its namespace is outside --watch-namespaces, or the opera
 func signingFailure(in *gathered) (r readiness, ok bool) {
 	s := in.signing
 	switch {
+	case s.refusedRef != "":
+		return notReady(stalled, ReasonPolicyViolation, s.refusedRef), false
 	case s.viaSigner && !s.signerFound:
 		return notReady(waiting, ReasonSignerNotFound, fmt.Sprintf("%s not found", s.source)), false
 	case s.viaSigner && !s.namespaceAllowed:
 		return notReady(stalled, ReasonNamespaceNotAllowed, fmt.Sprintf(
 			"%s does not select namespace %q (its spec.namespaceSelector)", s.source, in.token.Namespace)), false
+	}
+	if s.invalidPolicy != "" {
+		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf("%s: %s", s.source, s.invalidPolicy)), false
 	}
 	if msg := policyViolation(s.settings.Policy, s.source, in.want.claims, in.want.lifetime); msg != "" {
 		return notReady(stalled, ReasonPolicyViolation, msg), false
@@ -197,6 +226,10 @@ func signingFailure(in *gathered) (r readiness, ok bool) {
 	case s.key.oversized:
 		return notReady(stalled, ReasonSigningKeyMissing, fmt.Sprintf(
 			"the key %q of signing Secret %s is longer than %d bytes", s.keyName, s.secret, maxKeySize)), false
+	case s.key.overBudget && s.viaSigner:
+		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf("%s: %s", s.source, overBudgetMessage(s.keyName, s.secret))), false
+	case s.key.overBudget:
+		return notReady(stalled, ReasonSigningKeyMissing, overBudgetMessage(s.keyName, s.secret)), false
 	case s.key.unreadable && s.viaSigner:
 		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf("%s: the operator may not read its Secret %s (%s)", s.source, s.secret, unreadableWhy)), false
 	case s.key.unreadable:

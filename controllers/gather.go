@@ -30,6 +30,7 @@ func (r *DatasetteTokenReconciler) gather(ctx context.Context, tok *datasettev1a
 		return nil, err
 	}
 	gatherRelease(in)
+	in.floor = renewalFloor(r.MinRenewalInterval, in.signing.settings)
 	key := types.NamespacedName{Namespace: tok.Namespace, Name: in.want.secretName}
 	if in.secret, err = r.outputSecret(ctx, key, tok); err != nil {
 		return nil, err
@@ -61,6 +62,10 @@ func (r *DatasetteTokenReconciler) gatherSigning(ctx context.Context, tok *datas
 	case signer == nil:
 		ref = *tok.Spec.SigningSecretRef
 		secret = types.NamespacedName{Namespace: tok.Namespace, Name: ref.Name}
+		if s.refusedRef, err = r.directRefRefusal(ctx, secret); s.refusedRef != "" || err != nil {
+			r.keys.release(user) // refused: no key is read for it
+			return s, err
+		}
 	case signer.Kind == datasettev1alpha1.ClusterDatasetteSignerKind:
 		s.viaSigner, s.source = true, fmt.Sprintf("ClusterDatasetteSigner %q", signer.Name)
 		var cs datasettev1alpha1.ClusterDatasetteSigner
@@ -84,6 +89,10 @@ func (r *DatasetteTokenReconciler) gatherSigning(ctx context.Context, tok *datas
 		s.signerFound, s.namespaceAllowed, s.settings = true, true, ds.Spec.SignerSettings
 		ref = ds.Spec.SecretRef
 		secret = types.NamespacedName{Namespace: tok.Namespace, Name: ref.Name}
+	}
+	if s.invalidPolicy = policyInvalid(s.settings.Policy); s.invalidPolicy != "" {
+		r.keys.release(user) // nothing is minted under a malformed policy
+		return s, nil
 	}
 	s.keyName = keyNameOf(ref)
 	s.secret = fmt.Sprintf("%q", secret.Name)

@@ -29,6 +29,9 @@ type keyLookup struct {
 	unreadable bool
 	// oversized: the key is longer than maxKeySize; it is not used, nor kept.
 	oversized bool
+	// overBudget: holding the key would pass the key cache's byte caps (per Secret or in all);
+	// it is not used, nor kept.
+	overBudget bool
 }
 
 // maxKeySize bounds a signing key the operator keeps in memory (a Datasette secret is typically
@@ -39,7 +42,8 @@ const maxKeySize = 4 << 10
 // keyCache keeps the signing keys that DatasetteTokens and signers use, so that reconciling
 // does not read a Secret from the API server while its resourceVersion, as the Secret metadata
 // watch sees it, is unchanged. After a rotation the first reconcile reads the Secret once for
-// every token that uses it. Keys of Secrets that nobody uses any more are dropped.
+// every token that uses it. Each (Secret, key name) is kept while a token or a signer uses it
+// and dropped when none does; the bytes held per Secret and in all are capped.
 type keyCache struct {
 	// metadata reads Secrets' metadata from the watch's cache.
 	metadata client.Reader
@@ -53,27 +57,64 @@ type keyCache struct {
 	mu sync.Mutex
 	// entries are the keys read, by Secret.
 	entries map[types.NamespacedName]*keyEntry
-	// users says which Secret each user (a token or a signer) reads.
-	users map[string]types.NamespacedName
+	// users says which Secret key each user (a token or a signer) reads.
+	users map[string]keyUse
+
+	// maxSecretBytes and maxBytes cap the bytes held for one Secret and in all; total is the
+	// bytes held now.
+	maxSecretBytes, maxBytes, total int64
 }
 
-// keyEntry holds the keys read from one Secret at one resourceVersion.
+// keyUse is one Secret key that a user reads.
+type keyUse struct {
+	secret  types.NamespacedName
+	keyName string
+}
+
+// keyEntry holds the keys in use of one Secret, read at one resourceVersion.
 type keyEntry struct {
 	resourceVersion string
-	users           int
-	keys            map[string]*keyVersion
+	// users counts the users of each key name; a name nobody uses is dropped.
+	users map[string]int
+	keys  map[string]*keyVersion
+	// bytes is what keys hold.
+	bytes int64
 }
 
 // keyVersion is one data key's value and the Minter made from it.
 type keyVersion struct {
-	value     []byte
-	minter    *dstoken.Minter
-	oversized bool
+	value      []byte
+	minter     *dstoken.Minter
+	oversized  bool
+	overBudget bool
+	// bytes is what the key costs: its value, the value it replaced (kept by the Minter to tell
+	// a rotation from a repair), and keyOverhead.
+	bytes int64
 }
 
-func newKeyCache(metadata, api client.Reader, namespaces []string) *keyCache {
-	return &keyCache{metadata: metadata, api: api, namespaces: namespaces,
-		entries: map[types.NamespacedName]*keyEntry{}, users: map[string]types.NamespacedName{}}
+// keyOverhead is what one held key costs beyond its values' bytes (the Minter, the HMAC state,
+// the maps' entries), measured roughly; it makes the caps count many small keys too.
+const keyOverhead = 1 << 10
+
+// Default caps of the key cache (the manager's --key-cache-secret-bytes and --key-cache-bytes).
+const (
+	// DefaultKeyCacheSecretBytes holds up to 64 KiB of keys from one Secret: 30 full-size (4 KiB)
+	// keys with their previous values, or some 60 typical (64-byte) keys.
+	DefaultKeyCacheSecretBytes = 64 << 10
+	// DefaultKeyCacheBytes holds up to 16 MiB of keys in all: some 15 000 typical keys, an eighth
+	// of the manager's 128 MiB memory limit.
+	DefaultKeyCacheBytes = 16 << 20
+)
+
+func newKeyCache(metadata, api client.Reader, namespaces []string, maxSecretBytes, maxBytes int64) *keyCache {
+	if maxSecretBytes <= 0 {
+		maxSecretBytes = DefaultKeyCacheSecretBytes
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultKeyCacheBytes
+	}
+	return &keyCache{metadata: metadata, api: api, namespaces: namespaces, maxSecretBytes: maxSecretBytes, maxBytes: maxBytes,
+		entries: map[types.NamespacedName]*keyEntry{}, users: map[string]keyUse{}}
 }
 
 // get returns the key under keyName in secret, on behalf of user, reading the Secret from the
@@ -83,7 +124,7 @@ func (c *keyCache) get(ctx context.Context, user string, secret types.Namespaced
 		c.release(user)
 		return keyLookup{unreadable: true}, nil
 	}
-	c.use(user, secret)
+	c.use(user, keyUse{secret: secret, keyName: keyName})
 	var meta metav1.PartialObjectMetadata
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	if err := c.metadata.Get(ctx, secret, &meta); err != nil {
@@ -114,7 +155,7 @@ func (c *keyCache) get(ctx context.Context, user string, secret types.Namespaced
 	case err != nil:
 		return keyLookup{}, fmt.Errorf("reading signing Secret %s: %w", secret, err)
 	}
-	k, _ := c.cached(secret, meta.ResourceVersion, keyName)
+	k, _ := c.cachedAny(secret, meta.ResourceVersion, keyName, true)
 	return k, nil
 }
 
@@ -128,8 +169,14 @@ func (c *keyCache) read(ctx context.Context, secret types.NamespacedName, resour
 	return nil
 }
 
-// cached returns the key if it was read at resourceVersion.
+// cached returns the key if it was read at resourceVersion. A key that did not fit the caps
+// counts as not read, so that the next reconcile tries again (the caps may have room by then).
 func (c *keyCache) cached(secret types.NamespacedName, resourceVersion, keyName string) (keyLookup, bool) {
+	return c.cachedAny(secret, resourceVersion, keyName, false)
+}
+
+// cachedAny is cached; withOverBudget returns a key that did not fit the caps too.
+func (c *keyCache) cachedAny(secret types.NamespacedName, resourceVersion, keyName string, withOverBudget bool) (keyLookup, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[secret]
@@ -137,61 +184,83 @@ func (c *keyCache) cached(secret types.NamespacedName, resourceVersion, keyName 
 		return keyLookup{}, false
 	}
 	k, ok := e.keys[keyName]
-	if !ok {
+	if !ok || k.overBudget && !withOverBudget {
 		return keyLookup{}, false
 	}
-	return keyLookup{secretFound: true, minter: k.minter, oversized: k.oversized}, true
+	return keyLookup{secretFound: true, minter: k.minter, oversized: k.oversized, overBudget: k.overBudget}, true
 }
 
-// store records the Secret's data at resourceVersion for keyName and for every key already
-// known, keeping each key's previous value inside its Minter.
+// store records the Secret's data at resourceVersion for keyName and for every key in use,
+// keeping each key's previous value inside its Minter, within the byte caps.
 func (c *keyCache) store(secret types.NamespacedName, resourceVersion, keyName string, data map[string][]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[secret]
-	if e == nil {
-		e = &keyEntry{keys: map[string]*keyVersion{}}
-		c.entries[secret] = e
+	if e == nil || e.users[keyName] == 0 {
+		return // nobody uses it any more: keep nothing
 	}
 	e.resourceVersion = resourceVersion
-	if _, ok := e.keys[keyName]; !ok {
-		e.keys[keyName] = &keyVersion{}
+	names := make([]string, 0, len(e.users))
+	for name := range e.users {
+		names = append(names, name)
 	}
-	for name, old := range e.keys {
+	slices.Sort(names) // the same keys fit whatever the map's order
+	for _, name := range names {
+		old := e.keys[name]
 		value := data[name]
+		var next *keyVersion
 		switch {
 		case len(value) > maxKeySize:
-			e.keys[name] = &keyVersion{oversized: true}
+			next = &keyVersion{oversized: true}
 		case len(value) == 0:
-			e.keys[name] = &keyVersion{}
-		case old.minter == nil:
-			e.keys[name] = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value)}
+			next = &keyVersion{}
+		case old == nil || old.minter == nil:
+			next = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value), bytes: int64(len(value)) + keyOverhead}
 		case !bytes.Equal(old.value, value):
-			e.keys[name] = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value, old.value)}
+			next = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value, old.value),
+				bytes: int64(len(value)+len(old.value)) + keyOverhead}
+		default:
+			continue
 		}
+		c.replaceLocked(e, name, next)
 	}
 }
 
-// use records that user reads secret, releasing the Secret it read before.
-func (c *keyCache) use(user string, secret types.NamespacedName) {
+// replaceLocked puts next under name, or an overBudget mark when it would pass a cap.
+func (c *keyCache) replaceLocked(e *keyEntry, name string, next *keyVersion) {
+	var before int64
+	if old := e.keys[name]; old != nil {
+		before = old.bytes
+	}
+	if grow := next.bytes - before; grow > 0 && (e.bytes+grow > c.maxSecretBytes || c.total+grow > c.maxBytes) {
+		next = &keyVersion{overBudget: true}
+	}
+	e.keys[name] = next
+	e.bytes += next.bytes - before
+	c.total += next.bytes - before
+}
+
+// use records that user reads keyName of secret, releasing the key it read before.
+func (c *keyCache) use(user string, k keyUse) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if before, ok := c.users[user]; ok {
-		if before == secret {
+		if before == k {
 			return
 		}
 		c.releaseLocked(user)
 	}
-	c.users[user] = secret
-	e := c.entries[secret]
+	c.users[user] = k
+	e := c.entries[k.secret]
 	if e == nil {
-		e = &keyEntry{keys: map[string]*keyVersion{}}
-		c.entries[secret] = e
+		e = &keyEntry{users: map[string]int{}, keys: map[string]*keyVersion{}}
+		c.entries[k.secret] = e
 	}
-	e.users++
+	e.users[k.keyName]++
 }
 
-// release records that user reads no Secret any more; a Secret nobody reads is forgotten.
+// release records that user reads no key any more; a key nobody reads is forgotten, and a
+// Secret none of whose keys is read.
 func (c *keyCache) release(user string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -199,15 +268,26 @@ func (c *keyCache) release(user string) {
 }
 
 func (c *keyCache) releaseLocked(user string) {
-	secret, ok := c.users[user]
+	k, ok := c.users[user]
 	if !ok {
 		return
 	}
 	delete(c.users, user)
-	if e := c.entries[secret]; e != nil {
-		if e.users--; e.users <= 0 {
-			delete(c.entries, secret)
+	e := c.entries[k.secret]
+	if e == nil {
+		return
+	}
+	if e.users[k.keyName]--; e.users[k.keyName] <= 0 {
+		delete(e.users, k.keyName)
+		if kv := e.keys[k.keyName]; kv != nil {
+			e.bytes -= kv.bytes
+			c.total -= kv.bytes
+			delete(e.keys, k.keyName)
 		}
+	}
+	if len(e.users) == 0 {
+		c.total -= e.bytes
+		delete(c.entries, k.secret)
 	}
 }
 
@@ -216,4 +296,14 @@ func (c *keyCache) size() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.entries)
+}
+
+// heldBytes is how many bytes of keys are held, and how many key names, for tests.
+func (c *keyCache) heldBytes() (total int64, names int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.entries {
+		names += len(e.keys)
+	}
+	return c.total, names
 }

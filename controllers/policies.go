@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"fmt"
-	"path"
 	"slices"
 	"time"
 
@@ -240,12 +239,13 @@ func policyViolation(p *datasettev1alpha1.SigningPolicy, signer string, claims d
 	}
 	if a := p.Actors; a != nil {
 		for _, pattern := range a.Denied {
-			if globMatch(string(pattern), claims.Actor) {
+			if ok, err := actorMatch(string(pattern), claims.Actor); ok || err != nil { // fail closed
 				return fmt.Sprintf("actor %q is denied by %s (pattern %q)", claims.Actor, signer, pattern)
 			}
 		}
 		if len(a.Allowed) > 0 && !slices.ContainsFunc(a.Allowed, func(p datasettev1alpha1.ActorPattern) bool {
-			return globMatch(string(p), claims.Actor)
+			ok, err := actorMatch(string(p), claims.Actor)
+			return ok && err == nil
 		}) {
 			return fmt.Sprintf("actor %q is not allowed by %s", claims.Actor, signer)
 		}
@@ -262,6 +262,11 @@ func policyViolation(p *datasettev1alpha1.SigningPolicy, signer string, claims d
 	if p.RequireRestrictions && claims.Restrictions.IsZero() {
 		return fmt.Sprintf("%s requires restrictions; the token has none", signer)
 	}
+	if len(p.AllowedActions) > 0 && claims.Restrictions.IsZero() {
+		// A token without restrictions may do anything its actor may: more than any list allows.
+		return fmt.Sprintf("%s allows only the actions of its policy.allowedActions; the token has no restrictions, so it could do anything: "+
+			"list the actions it needs in spec.restrictions", signer)
+	}
 	if len(p.AllowedActions) > 0 {
 		for _, action := range claims.Restrictions.Actions() {
 			if !slices.Contains(p.AllowedActions, datasettev1alpha1.Action(action)) {
@@ -270,11 +275,4 @@ func policyViolation(p *datasettev1alpha1.SigningPolicy, signer string, claims d
 		}
 	}
 	return ""
-}
-
-// globMatch reports whether name matches pattern as path.Match reads it; a malformed pattern
-// matches nothing.
-func globMatch(pattern, name string) bool {
-	ok, err := path.Match(pattern, name)
-	return err == nil && ok
 }

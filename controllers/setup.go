@@ -42,6 +42,7 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
+	r.Recorder = unversionedRecorder{r.Recorder, mgr.GetScheme()}
 	if err := indexFields(mgr); err != nil {
 		return err
 	}
@@ -60,7 +61,7 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("adding the Secret metadata cache: %w", err)
 	}
 	r.secretMetadata = secretMetadata
-	r.keys = newKeyCache(secretMetadata, r.APIReader, r.Namespaces)
+	r.keys = newKeyCache(secretMetadata, r.APIReader, r.Namespaces, r.KeyCacheMaxSecretBytes, r.KeyCacheMaxBytes)
 	secretMeta := &metav1.PartialObjectMetadata{}
 	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 
@@ -68,13 +69,13 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&datasettev1alpha1.DatasetteToken{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, renewRequested{}, deletionStarted{}))).
 		Owns(&corev1.Secret{}, builder.WithPredicates(r.secretWrites.notOwnWrite())).
-		WatchesRawSource(source.Kind(secretMetadata, client.Object(secretMeta), handler.EnqueueRequestsFromMapFunc(r.tokensNamingSecret),
+		WatchesRawSource(source.Kind(secretMetadata, client.Object(secretMeta), lowPriorityFanOut(r.tokensNamingSecret),
 			r.secretWrites.notOwnWrite())).
-		Watches(&datasettev1alpha1.DatasetteSigner{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfSigner),
+		Watches(&datasettev1alpha1.DatasetteSigner{}, lowPriorityFanOut(r.tokensOfSigner),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&datasettev1alpha1.ClusterDatasetteSigner{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfSigner),
+		Watches(&datasettev1alpha1.ClusterDatasetteSigner{}, lowPriorityFanOut(r.tokensOfSigner),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.tokensOfNamespace),
+		WatchesMetadata(&corev1.Namespace{}, lowPriorityFanOut(r.tokensOfNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 		Named("datasettetoken").
@@ -158,11 +159,13 @@ func (r *DatasetteTokenReconciler) tokensNamingSecret(ctx context.Context, secre
 
 // tokensOfSigner maps a signer to the DatasetteTokens that name it.
 func (r *DatasetteTokenReconciler) tokensOfSigner(ctx context.Context, signer client.Object) []ctrl.Request {
+	requests := r.tokensNamingSignerSecret(ctx, signer)
 	if signer.GetNamespace() == "" {
-		return r.tokenRequests(ctx, signer, client.MatchingFields{indexSigner: datasettev1alpha1.ClusterDatasetteSignerKind + "/" + signer.GetName()})
+		return append(requests, r.tokenRequests(ctx, signer,
+			client.MatchingFields{indexSigner: datasettev1alpha1.ClusterDatasetteSignerKind + "/" + signer.GetName()})...)
 	}
-	return r.tokenRequests(ctx, signer, client.InNamespace(signer.GetNamespace()),
-		client.MatchingFields{indexSigner: datasettev1alpha1.DatasetteSignerKind + "/" + signer.GetName()})
+	return append(requests, r.tokenRequests(ctx, signer, client.InNamespace(signer.GetNamespace()),
+		client.MatchingFields{indexSigner: datasettev1alpha1.DatasetteSignerKind + "/" + signer.GetName()})...)
 }
 
 // tokensOfNamespace maps a namespace whose labels changed to its DatasetteTokens that use a

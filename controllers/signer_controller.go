@@ -28,6 +28,8 @@ type signerKind struct {
 	secretOf func(client.Object) (types.NamespacedName, string)
 	// statusOf returns the signer's status.
 	statusOf func(client.Object) *datasettev1alpha1.DatasetteSignerStatus
+	// settingsOf returns the signer's settings.
+	settingsOf func(client.Object) datasettev1alpha1.SignerSettings
 }
 
 // signerKinds are DatasetteSigner and ClusterDatasetteSigner.
@@ -43,6 +45,9 @@ var signerKinds = []signerKind{
 		statusOf: func(o client.Object) *datasettev1alpha1.DatasetteSignerStatus {
 			return &o.(*datasettev1alpha1.DatasetteSigner).Status
 		},
+		settingsOf: func(o client.Object) datasettev1alpha1.SignerSettings {
+			return o.(*datasettev1alpha1.DatasetteSigner).Spec.SignerSettings
+		},
 	},
 	{
 		name:      datasettev1alpha1.ClusterDatasetteSignerKind,
@@ -55,6 +60,9 @@ var signerKinds = []signerKind{
 		},
 		statusOf: func(o client.Object) *datasettev1alpha1.DatasetteSignerStatus {
 			return &o.(*datasettev1alpha1.ClusterDatasetteSigner).Status
+		},
+		settingsOf: func(o client.Object) datasettev1alpha1.SignerSettings {
+			return o.(*datasettev1alpha1.ClusterDatasetteSigner).Spec.SignerSettings
 		},
 	},
 }
@@ -101,6 +109,9 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	next := status.DeepCopy()
 	next.ObservedGeneration = signer.GetGeneration()
 	readiness := signerReadiness(secret, keyName, key)
+	if msg := policyInvalid(r.kind.settingsOf(signer).Policy); msg != "" {
+		readiness = notReady(stalled, ReasonInvalidPolicy, msg)
+	}
 	if setReadiness(&next.Conditions, signer.GetGeneration(), readiness) {
 		eventType := corev1.EventTypeNormal
 		if readiness.severity != settled {
@@ -126,6 +137,8 @@ func signerReadiness(secret types.NamespacedName, keyName string, key keyLookup)
 	switch {
 	case key.oversized:
 		return notReady(stalled, ReasonKeyMissing, fmt.Sprintf("the key %q of Secret %s is longer than %d bytes", keyName, secret, maxKeySize))
+	case key.overBudget:
+		return notReady(stalled, ReasonKeyMissing, overBudgetMessage(keyName, fmt.Sprintf("%q", secret.Name)))
 	case key.unreadable:
 		return notReady(stalled, ReasonSecretNotFound, fmt.Sprintf("the operator may not read Secret %s (%s)", secret, unreadableWhy))
 	case !key.secretFound:

@@ -42,7 +42,7 @@ func withNamespaces(namespaces ...string) managerOption {
 }
 
 // withMaxConcurrentReconciles reconciles n DatasetteTokens at once.
-func withMaxConcurrentReconciles(n int) managerOption {
+func withMaxConcurrentReconciles(n int) managerOption { //nolint:unparam // the manager's default, so far
 	return func(_ *ctrl.Options, r *DatasetteTokenReconciler) { r.MaxConcurrentReconciles = n }
 }
 

@@ -39,6 +39,14 @@ type SignerSettings struct {
 	// +listMapKey=name
 	// +optional
 	PluginActions []PluginAction `json:"pluginActions,omitempty"`
+
+	// revocationPolicy says what happens to a token this signer no longer allows (its policy
+	// tightened, its namespaceSelector no longer selects the namespace, or the signer was
+	// deleted): Keep (the default) stops renewing it and leaves it in its Secret until it
+	// expires; Remove also deletes the token's owned Secret, with an event.
+	// +kubebuilder:validation:Enum=Keep;Remove
+	// +optional
+	RevocationPolicy RevocationPolicy `json:"revocationPolicy,omitempty"`
 }
 
 // PluginAction is an action a Datasette plugin registers.
@@ -58,6 +66,16 @@ type PluginAction struct {
 	// +optional
 	Abbreviation string `json:"abbreviation,omitempty"`
 }
+
+// RevocationPolicy says what happens to a token its signer no longer allows.
+type RevocationPolicy string
+
+const (
+	// RevocationPolicyKeep leaves the token in its Secret until it expires (the default).
+	RevocationPolicyKeep RevocationPolicy = "Keep"
+	// RevocationPolicyRemove deletes the token's owned Secret.
+	RevocationPolicyRemove RevocationPolicy = "Remove"
+)
 
 // SigningPolicy limits what DatasetteTokens may mint with a signer. A token that breaks a rule
 // is refused (Ready=False, reason PolicyViolation) and nothing is written.
@@ -86,9 +104,21 @@ type SigningPolicy struct {
 	// +listType=set
 	// +optional
 	AllowedActions []Action `json:"allowedActions,omitempty"`
+
+	// minRenewalInterval is the shortest time between two renewals of a token: a token whose
+	// spec would renew sooner is refused (RenewalTooFrequent). It can raise the operator's
+	// --min-renewal-interval, never lower it.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+h)?([0-9]+m)?([0-9]+s)?$`
+	// +kubebuilder:validation:MinLength=2
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="minRenewalInterval must be positive"
+	// +optional
+	MinRenewalInterval *metav1.Duration `json:"minRenewalInterval,omitempty"`
 }
 
-// ActorPolicy limits actor ids with glob patterns (Go's path.Match: *, ?, [a-z]).
+// ActorPolicy limits actor ids with glob patterns that match the whole actor id: * is any run
+// of characters ("/" included), ? one character, [a-z] or [^a-z] a class, \c the character c.
 type ActorPolicy struct {
 	// allowed lists the patterns an actor id must match. Absent means any actor.
 	// +kubebuilder:validation:MinItems=1
@@ -104,9 +134,12 @@ type ActorPolicy struct {
 	Denied []ActorPattern `json:"denied,omitempty"`
 }
 
-// ActorPattern is a glob pattern for actor ids, as Go's path.Match reads it.
+// ActorPattern is a glob pattern for whole actor ids: * is any run of characters ("/"
+// included), ? one character, [abc], [a-z] or [^a-z] one character of a class (write ], - and
+// \ escaped inside it), \c the character c. A malformed pattern is refused.
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=1024
+// +kubebuilder:validation:XValidation:rule="self.matches(r'^([^\\[\\\\]|\\\\.|\\[([\\^!]([^\\]\\\\\\-]|\\\\.)|([^\\]\\\\\\-\\^!]|\\\\.))(-([^\\]\\\\\\-]|\\\\.))?(([^\\]\\\\\\-]|\\\\.)(-([^\\]\\\\\\-]|\\\\.))?)*\\])*$')",message="malformed actor pattern: close every [ with ], escape ] - and backslash inside a class, and do not end with a lone backslash"
 type ActorPattern string
 
 // DatasetteSignerSpec describes one Datasette instance's signing key, kept in a Secret of the

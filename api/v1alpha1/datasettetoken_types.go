@@ -143,6 +143,7 @@ type RolloutRestartTarget struct {
 	// name is the workload's name.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	// +required
 	Name string `json:"name"`
 }
@@ -301,6 +302,17 @@ type DatasetteTokenStatus struct {
 	// the operator acted on.
 	// +optional
 	LastRenewRequest string `json:"lastRenewRequest,omitempty"`
+
+	// lastMintReason says why the current token was minted: issue, renewal, rotation, repair or
+	// manual (a renew-now request). A renew-now request right after a manual mint waits for the
+	// renewal floor.
+	// +optional
+	LastMintReason string `json:"lastMintReason,omitempty"`
+
+	// restartedFor is the issue time of the token the rollout restart targets were last
+	// restarted (or first started) for; when it differs from issuedAt, a restart is due.
+	// +optional
+	RestartedFor *metav1.Time `json:"restartedFor,omitempty"`
 }
 
 // +kubebuilder:object:root=true

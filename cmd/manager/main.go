@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	// Import all Kubernetes client auth plugins (e.g. Azure, GCP, OIDC, etc.)
 	// to ensure that exec-entrypoint and run can make use of them.
@@ -57,6 +58,19 @@ func main() {
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to confine the operator to; empty means every namespace.")
 	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
+	// Tenancy: what bounds each tenant's writes, memory and reach.
+	var minRenewalInterval time.Duration
+	var allowSigningSecretRef bool
+	var keyCacheSecretBytes, keyCacheBytes int64
+	flag.DurationVar(&minRenewalInterval, "min-renewal-interval", time.Minute,
+		"The renewal floor: no token is renewed sooner than this after its last mint (a spec that would be is RenewalTooFrequent), "+
+			"and each rollout restart target is restarted at most once per this interval. Signers may raise it (policy.minRenewalInterval).")
+	flag.BoolVar(&allowSigningSecretRef, "allow-signing-secret-ref", true,
+		"Allow DatasetteTokens to name a signing Secret directly (spec.signingSecretRef); false refuses every one, so that all minting goes through signers.")
+	flag.Int64Var(&keyCacheSecretBytes, "key-cache-secret-bytes", controllers.DefaultKeyCacheSecretBytes,
+		"The most bytes of signing keys the operator holds from one Secret; a key beyond it is not held and its tokens report why.")
+	flag.Int64Var(&keyCacheBytes, "key-cache-bytes", controllers.DefaultKeyCacheBytes,
+		"The most bytes of signing keys the operator holds in all; a key beyond it is not held and its tokens report why.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -111,6 +125,10 @@ func main() {
 
 		MaxConcurrentReconciles: maxConcurrentReconciles,
 		Namespaces:              namespaces,
+		MinRenewalInterval:      minRenewalInterval,
+		DenySigningSecretRef:    !allowSigningSecretRef,
+		KeyCacheMaxSecretBytes:  keyCacheSecretBytes,
+		KeyCacheMaxBytes:        keyCacheBytes,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "DatasetteToken")
 		os.Exit(1)

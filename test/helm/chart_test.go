@@ -55,9 +55,10 @@ func TestCRDsMatchConfig(t *testing.T) {
 // TestChartFilesMatchSources checks the chart's copies of files kept elsewhere (make helm-files).
 func TestChartFilesMatchSources(t *testing.T) {
 	for copyPath, source := range map[string]string{
-		"files/manager-role.yaml": "config/rbac/role.yaml",
-		"files/alerts.yaml":       "config/prometheus/alerts.yaml",
-		"files/dashboard.json":    "config/grafana/dashboard.json",
+		"files/manager-role.yaml":     "config/rbac/role.yaml",
+		"files/alerts.yaml":           "config/prometheus/alerts.yaml",
+		"files/dashboard.json":        "config/grafana/dashboard.json",
+		"files/admission-policy.yaml": "config/rbac/admission_policy.yaml",
 	} {
 		got, err := os.ReadFile(filepath.Join(chartDir, copyPath))
 		if err != nil {
@@ -77,7 +78,7 @@ func TestDefaultRender(t *testing.T) {
 	objs := render(t, loadChart(t), nil)
 	assertKinds(t, objs, map[string]int{
 		"ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1,
-		"Service": 1, "Deployment": 1,
+		"Service": 1, "Deployment": 1, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1,
 	})
 
 	var role rbacv1.ClusterRole
@@ -142,6 +143,7 @@ func TestEveryToggleOn(t *testing.T) {
 	assertKinds(t, objs, map[string]int{
 		"ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 3, "Role": 3, "RoleBinding": 3,
 		"Service": 1, "Deployment": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "ConfigMap": 1,
+		"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1,
 		"PodDisruptionBudget": 1, "NetworkPolicy": 1,
 	})
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -159,13 +160,15 @@ func (in *installation) crds() []*apiextensionsv1.CustomResourceDefinition {
 	return crds
 }
 
-// rbac are the objects the test applies: the ServiceAccount, roles and bindings. Not the Deployment,
+// rbac are the objects the test applies: the ServiceAccount, roles and bindings, and the admission
+// policy that confines the manager's writes. Not the Deployment,
 // nor the CRDs (installed once, by TestMain), nor the Service.
 func (in *installation) rbac() []client.Object {
 	var objs []client.Object
 	for _, o := range in.objects {
 		switch o.(type) {
-		case *corev1.ServiceAccount, *rbacv1.Role, *rbacv1.ClusterRole, *rbacv1.RoleBinding, *rbacv1.ClusterRoleBinding:
+		case *corev1.ServiceAccount, *rbacv1.Role, *rbacv1.ClusterRole, *rbacv1.RoleBinding, *rbacv1.ClusterRoleBinding,
+			*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
 			objs = append(objs, o)
 		}
 	}
