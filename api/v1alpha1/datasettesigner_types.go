@@ -21,6 +21,23 @@ type SignerSettings struct {
 	// policy limits the tokens minted with this signer. Absent means no limits.
 	// +optional
 	Policy *SigningPolicy `json:"policy,omitempty"`
+
+	// probe, when set, has the operator ask the live instance whether it accepts this key,
+	// which release it runs and which max_signed_tokens_ttl it enforces (status.instance and
+	// the InstanceVerified condition); a key rotation then waits for the instance. A
+	// DatasetteSigner's probe is refused unless the manager runs with --allow-namespaced-probes.
+	// +optional
+	Probe *SignerProbe `json:"probe,omitempty"`
+
+	// rolloutRestartTargets are the Datasette workloads that read this key (as
+	// DATASETTE_SECRET), restarted as `kubectl rollout restart` does when the key changes. They
+	// are in the signer's namespace (for a ClusterDatasetteSigner: its Secret's namespace).
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +optional
+	RolloutRestartTargets []RolloutRestartTarget `json:"rolloutRestartTargets,omitempty"`
 }
 
 // SigningPolicy limits what DatasetteTokens may mint with a signer. A token that breaks a rule
@@ -124,6 +141,10 @@ type DatasetteSignerStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// instance is what the last probe learned about the instance (spec.probe).
+	// +optional
+	Instance *InstanceStatus `json:"instance,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -133,6 +154,10 @@ type DatasetteSignerStatus struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secretRef.name`
 // +kubebuilder:printcolumn:name="Max TTL",type=string,JSONPath=`.spec.maxSignedTokensTTL`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.instance.version`
+// +kubebuilder:printcolumn:name="Instance",type=string,JSONPath=`.status.conditions[?(@.type=="InstanceVerified")].reason`
+// +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.instance.keyState`,priority=1
+// +kubebuilder:printcolumn:name="Probed",type=date,JSONPath=`.status.instance.probedAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // DatasetteSigner lends one Datasette instance's signing key, kept in a Secret of its
@@ -171,6 +196,10 @@ type DatasetteSignerList struct {
 // +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.spec.secretRef.namespace`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secretRef.name`
 // +kubebuilder:printcolumn:name="Max TTL",type=string,JSONPath=`.spec.maxSignedTokensTTL`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.instance.version`
+// +kubebuilder:printcolumn:name="Instance",type=string,JSONPath=`.status.conditions[?(@.type=="InstanceVerified")].reason`
+// +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.instance.keyState`,priority=1
+// +kubebuilder:printcolumn:name="Probed",type=date,JSONPath=`.status.instance.probedAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // ClusterDatasetteSigner lends one Datasette instance's signing key, kept in a Secret of the
