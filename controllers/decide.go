@@ -43,6 +43,10 @@ type signingFacts struct {
 	keyName string
 	// key is what the key cache found.
 	key keyLookup
+	// release is the signer's Datasette release (see SignerRelease; nil: the newest), or
+	// releaseErr why it cannot be served.
+	release    *dstoken.Profile
+	releaseErr error
 }
 
 // mintReason says why a token is minted; it labels the mint counter and the events.
@@ -180,6 +184,9 @@ func signingFailure(in *gathered) (r readiness, ok bool) {
 	}
 	if msg := policyViolation(s.settings.Policy, s.source, in.want.claims, in.want.lifetime); msg != "" {
 		return notReady(stalled, ReasonPolicyViolation, msg), false
+	}
+	if r, ok := releaseFailure(in); !ok {
+		return r, false
 	}
 	switch {
 	case s.key.oversized && s.viaSigner:

@@ -29,6 +29,7 @@ func (r *DatasetteTokenReconciler) gather(ctx context.Context, tok *datasettev1a
 	if in.signing, err = r.gatherSigning(ctx, tok); err != nil {
 		return nil, err
 	}
+	gatherRelease(in)
 	key := types.NamespacedName{Namespace: tok.Namespace, Name: in.want.secretName}
 	if in.secret, err = r.outputSecret(ctx, key, tok); err != nil {
 		return nil, err

@@ -22,6 +22,24 @@ type SignerSettings struct {
 	// +optional
 	Policy *SigningPolicy `json:"policy,omitempty"`
 
+	// datasetteVersion is the Datasette release the instance runs, such as "1.0a19". Tokens
+	// of this signer are minted as that release's own `datasette create-token` mints them
+	// (its abbreviations), and a token that release would misread (restrictions it ignores,
+	// actions it does not know) is refused with reason UnsupportedByDatasette. Releases newer
+	// than the newest the operator knows take the newest rules. Absent: the newest release.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^[0-9]{1,4}\.[0-9]{1,4}(\.[0-9]{1,4})?((a|b|rc)[0-9]{1,4})?$`
+	// +optional
+	DatasetteVersion string `json:"datasetteVersion,omitempty"`
+
+	// pluginActions are the actions the instance's plugins register, with their
+	// abbreviations: tokens may name them, and they are abbreviated as the instance would.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	PluginActions []PluginAction `json:"pluginActions,omitempty"`
+
 	// probe, when set, has the operator ask the live instance whether it accepts this key,
 	// which release it runs and which max_signed_tokens_ttl it enforces (status.instance and
 	// the InstanceVerified condition); a key rotation then waits for the instance. A
@@ -38,6 +56,24 @@ type SignerSettings struct {
 	// +listMapKey=name
 	// +optional
 	RolloutRestartTargets []RolloutRestartTarget `json:"rolloutRestartTargets,omitempty"`
+}
+
+// PluginAction is an action a Datasette plugin registers.
+type PluginAction struct {
+	// name is the action's name, such as "upload-csvs".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[^\s]+$`
+	// +required
+	Name string `json:"name"`
+
+	// abbreviation is the short form the plugin registers, written into tokens in place of
+	// the name. Absent: the plugin registers none, and the name is written in full.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^[^\s]+$`
+	// +optional
+	Abbreviation string `json:"abbreviation,omitempty"`
 }
 
 // SigningPolicy limits what DatasetteTokens may mint with a signer. A token that breaks a rule
@@ -154,6 +190,7 @@ type DatasetteSignerStatus struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secretRef.name`
 // +kubebuilder:printcolumn:name="Max TTL",type=string,JSONPath=`.spec.maxSignedTokensTTL`
+// +kubebuilder:printcolumn:name="Datasette",type=string,JSONPath=`.spec.datasetteVersion`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.instance.version`
 // +kubebuilder:printcolumn:name="Instance",type=string,JSONPath=`.status.conditions[?(@.type=="InstanceVerified")].reason`
 // +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.instance.keyState`,priority=1
@@ -196,6 +233,7 @@ type DatasetteSignerList struct {
 // +kubebuilder:printcolumn:name="Namespace",type=string,JSONPath=`.spec.secretRef.namespace`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secretRef.name`
 // +kubebuilder:printcolumn:name="Max TTL",type=string,JSONPath=`.spec.maxSignedTokensTTL`
+// +kubebuilder:printcolumn:name="Datasette",type=string,JSONPath=`.spec.datasetteVersion`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.instance.version`
 // +kubebuilder:printcolumn:name="Instance",type=string,JSONPath=`.status.conditions[?(@.type=="InstanceVerified")].reason`
 // +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.instance.keyState`,priority=1

@@ -201,6 +201,25 @@ func extraClickCorpus(dir string) [][]string {
 		{"completion", "BASH"},
 		{"completion", "fish"},
 		{"comp"}, {"create"}, {"token"}, {"decod"},
+		// --datasette-version (releases from 1.0a2 on have every option click's reference has).
+		{"create-token", "root", "--secret", "s", "--datasette-version", "1.0a19", "-a", "vi", "-d", "db", "sct"},
+		{"create-token", "root", "--secret", "s", "--datasette-version=1.0a2", "--plugins-dir", dir},
+		{"create-token", "root", "--secret", "s", "--datasette-version", "1.0a19", "--datasette-version", "1.0rc2"},
+		{"create-token", "root", "--secret", "s", "--datasette-version", "2.0"},
+		{"create-token", "root", "--secret", "s", "--datasette-version", "0.64"},
+		{"create-token", "root", "--secret", "s", "--datasette-version", "0.0a1"},
+		{"create-token", "root", "--secret", "s", "--datasette-version", "v1.0a19"},
+		{"create-token", "root", "--secret", "s", "--datasette-version", "1.0a19\n"},
+		{"create-token", "root", "--secret", "s", "--datasette-version", ""},
+		{"create-token", "root", "--secret", "s", "--datasette-version", "1.0a" + strings.Repeat("9", 30)},
+		{"create-token", "root", "--secret", "s", "--datasette-version"},
+		{"create-token", "root", "--secret", "s", "--datasette"},
+		{"create-token", "root", "--secret", "s", "-a", "--datasette-version", "--datasette-version", "1.0a37"},
+		{"verify", "t", "--secret", "s", "--datasette-version", "1.0a19"},
+		{"verify", "t", "--secret", "s", "--datasette-version", "1.0"},
+		{"verify", "t", "--secret", "s", "--datasette-version", "x"},
+		{"manifest", "root", "--signer", "dssigner/x", "--datasette-version", "1.0a37"},
+		{"manifest", "root", "--signer", "dssigner/x", "--datasette-version", "0.1"},
 	}
 }
 
@@ -263,7 +282,7 @@ func goParsedValues(args []string, env map[string]string) (map[string]any, error
 		}
 		v := map[string]any{"id": o.ID, "secret": optional(o.flagValue, o.given || o.fromEnv), "secret_file": optional(o.File, o.fileGiven), "debug": o.Debug,
 			"all": strs(o.All), "database": []any{}, "resource": []any{},
-			"expires_after": nil, "issued_at": nil, "plugins_dir": nil}
+			"expires_after": nil, "issued_at": nil, "plugins_dir": nil, "datasette_version": optional(o.DatasetteVersion, o.Profile != nil)}
 		if o.expiresAfterSet {
 			v["expires_after"] = num(o.ExpiresAfter)
 		}
@@ -287,7 +306,7 @@ func goParsedValues(args []string, env map[string]string) (map[string]any, error
 		}
 		v := map[string]any{"token": o.Token, "secret": optional(o.flagValue, o.given || o.fromEnv),
 			"secret_file": optional(o.File, o.fileGiven), "max_ttl": num(o.MaxTTL),
-			"at": nil, "no_signed_tokens": o.NoSignedTokens}
+			"at": nil, "no_signed_tokens": o.NoSignedTokens, "datasette_version": optional(o.DatasetteVersion, o.Profile != nil)}
 		if o.atSet {
 			v["at"] = json.Number(pyFloatRepr(o.At))
 		}
@@ -304,7 +323,8 @@ func goParsedValues(args []string, env map[string]string) (map[string]any, error
 		v := map[string]any{"id": o.ID, "all": strs(o.All), "database": []any{}, "resource": []any{},
 			"expires_after": nil, "signer": optional(o.Signer, o.signerSet),
 			"signing_secret": optional(o.SigningSecret, o.signingSecretSet), "name": optional(o.Name, o.nameSet),
-			"namespace": optional(o.Namespace, o.Namespace != ""), "secret_name": optional(o.SecretName, o.SecretName != "")}
+			"namespace": optional(o.Namespace, o.Namespace != ""), "secret_name": optional(o.SecretName, o.SecretName != ""),
+			"datasette_version": optional(o.DatasetteVersion, o.Profile != nil)}
 		if o.expiresAfterSet {
 			v["expires_after"] = num(o.ExpiresAfter)
 		}

@@ -74,6 +74,7 @@ _datasette_token() {
             --plugins-dir) [ $((COMP_CWORD - i)) -eq 1 ] && COMPREPLY=($(compgen -d -- "$cur")) && return ;;
             --secret-file) [ $((COMP_CWORD - i)) -eq 1 ] && COMPREPLY=($(compgen -f -- "$cur")) && return ;;
             --signer) [ $((COMP_CWORD - i)) -eq 1 ] && COMPREPLY=($(compgen -W "DatasetteSigner/ ClusterDatasetteSigner/" -- "$cur")) && return ;;
+            --datasette-version) [ $((COMP_CWORD - i)) -eq 1 ] && COMPREPLY=($(compgen -W "1.0a0 1.0a2 1.0a19 1.0a37" -- "$cur")) && return ;;
             --secret|-e|--expires-after|--issued-at|--max-ttl|--at|--signing-secret|--name|--namespace|--secret-name)
                 [ $((COMP_CWORD - i)) -eq 1 ] && return ;;
         esac
@@ -81,10 +82,10 @@ _datasette_token() {
     case "$cmd" in
         "") COMPREPLY=($(compgen -W "completion create-token decode manifest verify --help --version" -- "$cur")) ;;
         create-token) COMPREPLY=($(compgen -W "--secret --secret-file -e --expires-after -a --all -d --database -r --resource ` +
-	`--debug --plugins-dir --issued-at --help" -- "$cur")) ;;
+	`--debug --plugins-dir --issued-at --datasette-version --help" -- "$cur")) ;;
         manifest) COMPREPLY=($(compgen -W "-e --expires-after -a --all -d --database -r --resource ` +
-	`--signer --signing-secret --name --namespace --secret-name --help" -- "$cur")) ;;
-        verify) COMPREPLY=($(compgen -W "--secret --secret-file --max-ttl --at --no-signed-tokens --help" -- "$cur")) ;;
+	`--signer --signing-secret --name --namespace --secret-name --datasette-version --help" -- "$cur")) ;;
+        verify) COMPREPLY=($(compgen -W "--secret --secret-file --max-ttl --at --no-signed-tokens --datasette-version --help" -- "$cur")) ;;
         decode) COMPREPLY=($(compgen -W "--help" -- "$cur")) ;;
         completion) COMPREPLY=($(compgen -W "bash zsh fish --help" -- "$cur")) ;;
     esac
@@ -125,6 +126,7 @@ _datasette_token() {
                         '--debug[Show decoded token]' \
                         '--plugins-dir[Path to directory containing custom plugins]:directory:_directories' \
                         '--issued-at[Unix time to issue the token at]:seconds: ' \
+                        '--datasette-version[Mint as this Datasette release does]:version:(1.0a0 1.0a2 1.0a19 1.0a37)' \
                         '--help[Show this message and exit]' \
                         '1:actor ID: ' ;;
                 manifest)
@@ -138,6 +140,7 @@ _datasette_token() {
                         "--name[The DatasetteToken's name]:name: " \
                         "--namespace[The DatasetteToken's namespace]:namespace: " \
                         '--secret-name[The Secret the token is written to]:name: ' \
+                        "--datasette-version[The Datasette release of the signer's instance]:version:(1.0a0 1.0a2 1.0a19 1.0a37)" \
                         '--help[Show this message and exit]' \
                         '1:actor ID: ' ;;
                 verify)
@@ -147,6 +150,7 @@ _datasette_token() {
                         '--max-ttl[Cap token lifetimes at this many seconds]:seconds: ' \
                         '--at[Verify as of this Unix time]:seconds: ' \
                         '--no-signed-tokens[Answer as a Datasette with signed tokens off]' \
+                        '--datasette-version[Answer as this Datasette release]:version:(1.0a0 1.0a2 1.0a19 1.0a37)' \
                         '--help[Show this message and exit]' \
                         '1:token: ' ;;
                 decode)
@@ -195,6 +199,8 @@ complete -c datasette-token -n '__fish_seen_subcommand_from create-token' -l iss
 complete -c datasette-token -n '__fish_seen_subcommand_from verify' -l max-ttl -x -d 'Cap token lifetimes at this many seconds'
 complete -c datasette-token -n '__fish_seen_subcommand_from verify' -l at -x -d 'Verify as of this Unix time'
 complete -c datasette-token -n '__fish_seen_subcommand_from verify' -l no-signed-tokens -d 'Answer as a Datasette with signed tokens off'
+complete -c datasette-token -n '__fish_seen_subcommand_from create-token verify manifest' -l datasette-version -x ` +
+	`-a '1.0a0 1.0a2 1.0a19 1.0a37' -d 'The Datasette release to answer as'
 complete -c datasette-token -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'
 complete -c datasette-token -n '__fish_seen_subcommand_from create-token verify decode manifest completion' -l help -d 'Show this message and exit'
 `

@@ -29,6 +29,9 @@ type CreateTokenOptions struct {
 
 	issuedAtSet bool
 	IOStreams
+	// DatasetteVersion and Profile are --datasette-version: the release whose create-token
+	// to reproduce (its options, abbreviations, payload and warnings).
+	releaseOption
 }
 
 // NewCreateTokenOptions returns CreateTokenOptions writing to streams.
@@ -38,20 +41,34 @@ func NewCreateTokenOptions(streams IOStreams) *CreateTokenOptions {
 
 // command declares create-token's parameters in Datasette's order (with
 // --secret-file after --secret), bound to o.
-func (o *CreateTokenOptions) command() *Command {
+func (o *CreateTokenOptions) command() *Command { return o.commandFor(nil) }
+
+// commandFor declares the parameters of release p's create-token (nil: the newest
+// release): without -a/-d/-r before 1.0a2 and without --plugins-dir before 1.0a2.
+func (o *CreateTokenOptions) commandFor(p *dstoken.Profile) *Command {
 	c := &Command{
 		Path:         ProgramName + " create-token",
 		UsagePieces:  "ID",
 		Interspersed: true,
 	}
-	c.Params = append(append([]Param{
+	newest := p == nil
+	params := append([]Param{
 		&Argument{Metavar: "ID", Required: true, Set: func(v string) error { o.ID = v; return nil }},
-	}, o.params(c)...), append(restrictionParams(&o.restrictionOptions),
-		&Option{Names: []string{"--debug"}, Set: func([]string) error { o.Debug = true; return nil }},
-		&Option{Names: []string{"--plugins-dir"}, Nargs: 1, Set: existingDirSetter(&o.PluginsDir)},
+	}, o.params(c)...)
+	restrict := restrictionParams(&o.restrictionOptions)
+	params = append(params, restrict[0]) // -e
+	if newest || p.RestrictOptions {
+		params = append(params, restrict[1:]...)
+	}
+	params = append(params, &Option{Names: []string{"--debug"}, Set: func([]string) error { o.Debug = true; return nil }})
+	if newest || p.PluginsDirOption {
+		params = append(params, &Option{Names: []string{"--plugins-dir"}, Nargs: 1, Set: existingDirSetter(&o.PluginsDir)})
+	}
+	c.Params = append(params,
 		&Option{Names: []string{"--issued-at"}, Nargs: 1, Set: intSetter(&o.IssuedAt, &o.issuedAtSet)},
+		o.releaseOption.param(),
 		helpOption(createTokenHelp),
-	)...)
+	)
 	return c
 }
 
@@ -60,8 +77,17 @@ func (o *CreateTokenOptions) command() *Command {
 // the issue time from the clock (truncated to whole seconds, as Datasette's
 // int(time.time())).
 func (o *CreateTokenOptions) Complete(args []string) error {
-	if _, err := o.command().Parse(args, o.Getenv); err != nil {
+	pre := releaseArgProfile(args)
+	if _, err := o.commandFor(pre).Parse(args, o.Getenv); err != nil {
 		return err
+	}
+	if p := o.Profile; p.String() != pre.String() || p.IsNewest() != pre.IsNewest() {
+		// --datasette-version was read as another option's value: parse again as the
+		// release that was actually asked for.
+		*o = CreateTokenOptions{IOStreams: o.IOStreams}
+		if _, err := o.commandFor(p).Parse(args, o.Getenv); err != nil {
+			return err
+		}
 	}
 	if err := o.resolve(o.In); err != nil {
 		return err
@@ -92,12 +118,15 @@ func (o *CreateTokenOptions) Claims() dstoken.Claims {
 		IssuedAt:     o.IssuedAt,
 		ExpiresAfter: o.ExpiresAfter,
 		Restrictions: o.Restrictions(),
+		Profile:      o.Profile,
 	}
 }
 
-// Run mints the token and prints it as Datasette does: warnings on stderr
-// ("  Unknown permission: NAME " for every action that is not one of
-// Datasette's built-in actions), the token on stdout, and with --debug a
+// Run mints the token and prints it as Datasette (the release of
+// --datasette-version) does: warnings on stderr ("  Unknown permission: NAME "
+// for every action that is not one of the release's built-in actions, then
+// one line of ours when the release would misread the token), the token on
+// stdout, and with --debug a
 // blank line, "Decoded:", a blank line and the payload as Python's
 // json.dumps(payload, indent=2).
 func (o *CreateTokenOptions) Run() error {
@@ -120,7 +149,10 @@ func (o *CreateTokenOptions) Run() error {
 			return err
 		}
 	}
-	if err := o.warnUnknown(o.IOStreams); err != nil {
+	if err := o.warnUnknown(o.IOStreams, o.Profile); err != nil {
+		return err
+	}
+	if err := warnMisread(o.Profile, o.Restrictions(), o.IOStreams); err != nil {
 		return err
 	}
 

@@ -75,6 +75,10 @@ Options:
   --issued-at INTEGER             Unix time (seconds) to issue the token at
                                   instead of now, for reproducible tokens (not
                                   in Datasette)
+  --datasette-version VERSION     Mint as this Datasette release's create-
+                                  token does (its options, abbreviations and
+                                  warnings)  [default: the newest known,
+                                  1.0a37]
   --help                          Show this message and exit.
 `
 
@@ -88,17 +92,20 @@ const verifyHelp = `Usage: datasette-token verify [OPTIONS] TOKEN
   is read from standard input.
 
 Options:
-  --secret TEXT       Secret used for signing the API tokens  [env var:
-                      DATASETTE_SECRET]
-  --secret-file PATH  Read the secret from this file (- for standard input),
-                      without one trailing newline
-  --max-ttl INTEGER   Datasette's max_signed_tokens_ttl setting: cap token
-                      lifetimes at this many seconds (0: no cap)
-  --at FLOAT          Verify as of this Unix time in seconds, may be
-                      fractional (default: now)
-  --no-signed-tokens  Answer as a Datasette whose allow_signed_tokens setting
-                      is off
-  --help              Show this message and exit.
+  --secret TEXT                Secret used for signing the API tokens  [env
+                               var: DATASETTE_SECRET]
+  --secret-file PATH           Read the secret from this file (- for standard
+                               input), without one trailing newline
+  --max-ttl INTEGER            Datasette's max_signed_tokens_ttl setting: cap
+                               token lifetimes at this many seconds (0: no
+                               cap)
+  --at FLOAT                   Verify as of this Unix time in seconds, may be
+                               fractional (default: now)
+  --no-signed-tokens           Answer as a Datasette whose allow_signed_tokens
+                               setting is off
+  --datasette-version VERSION  Answer as this Datasette release  [default: the
+                               newest known, 1.0a37]
+  --help                       Show this message and exit.
 `
 
 // decodeHelp is the --help text of decode.
@@ -151,6 +158,9 @@ Options:
                                   none, kubectl's]
   --secret-name TEXT              The Secret the token is written to
                                   [default: the DatasetteToken's name]
+  --datasette-version VERSION     The Datasette release of the signer's
+                                  instance: check the restrictions against it
+                                  and record it in an annotation
   --help                          Show this message and exit.
 `
 

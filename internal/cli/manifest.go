@@ -71,6 +71,9 @@ type ManifestOptions struct {
 
 	signerSet, signingSecretSet, nameSet bool
 	IOStreams
+	// DatasetteVersion and Profile are --datasette-version: the release of the signer's
+	// instance, which manifest records and checks the restrictions against.
+	releaseOption
 }
 
 // NewManifestOptions returns ManifestOptions writing to streams.
@@ -100,6 +103,7 @@ func (o *ManifestOptions) command() *Command {
 			&Option{Names: []string{"--name"}, Nargs: 1, Set: text(&o.Name, &o.nameSet)},
 			&Option{Names: []string{"--namespace"}, Nargs: 1, Set: text(&o.Namespace, nil)},
 			&Option{Names: []string{"--secret-name"}, Nargs: 1, Set: text(&o.SecretName, nil)},
+			o.releaseOption.param(),
 			helpOption(manifestHelp),
 		),
 	}
@@ -125,7 +129,7 @@ func (o *ManifestOptions) Run() error {
 	if err != nil {
 		return err
 	}
-	if err := o.warnUnknown(o.IOStreams); err != nil {
+	if err := o.warnUnknown(o.IOStreams, o.Profile); err != nil {
 		return err
 	}
 	if _, err := o.Out.Write(out); err != nil {
@@ -175,8 +179,9 @@ type manifestObject struct {
 }
 
 type manifestMetadata struct {
-	Name      string `yaml:"name"`
-	Namespace string `yaml:"namespace,omitempty"`
+	Name        string            `yaml:"name"`
+	Namespace   string            `yaml:"namespace,omitempty"`
+	Annotations map[string]string `yaml:"annotations,omitempty"`
 }
 
 type manifestSpec struct {
@@ -298,6 +303,9 @@ func (o *ManifestOptions) Object() (*manifestObject, error) {
 		return nil, err
 	}
 	obj.Spec.Restrictions = r
+	if err := o.applyRelease(obj); err != nil {
+		return nil, err
+	}
 	return obj, nil
 }
 

@@ -60,11 +60,11 @@ func (r *restrictionOptions) actions() []string {
 }
 
 // warnUnknown prints Datasette's "  Unknown permission: NAME " on stderr for
-// every action that is not one of Datasette's built-in actions, in red when
-// stderr is a terminal (click.secho(fg="red")).
-func (r *restrictionOptions) warnUnknown(s IOStreams) error {
+// every action that is not the name of one of release p's actions (nil: the
+// newest release), in red when stderr is a terminal (click.secho(fg="red")).
+func (r *restrictionOptions) warnUnknown(s IOStreams, p *dstoken.Profile) error {
 	for _, action := range r.actions() {
-		if _, builtin := dstoken.Abbreviate(action); builtin {
+		if p.KnowsName(action) {
 			continue
 		}
 		line := "  Unknown permission: " + action + " "

@@ -39,6 +39,8 @@ type VerifyOptions struct {
 	atSet  bool
 	atText string
 	IOStreams
+	// DatasetteVersion and Profile are --datasette-version: answer as that release.
+	releaseOption
 }
 
 // NewVerifyOptions returns VerifyOptions writing to streams.
@@ -62,6 +64,7 @@ func (o *VerifyOptions) command() *Command {
 			return at(v)
 		}},
 		&Option{Names: []string{"--no-signed-tokens"}, Set: func([]string) error { o.NoSignedTokens = true; return nil }},
+		o.releaseOption.param(),
 		helpOption(verifyHelp),
 	)
 	return c
@@ -136,14 +139,17 @@ func (o *VerifyOptions) Run() error {
 		SignedTokensDisabled: o.NoSignedTokens,
 	})
 	if err == nil {
-		actor, err := verified.Actor.MarshalJSON()
+		actor, err := o.Profile.Actor(verified).MarshalJSON()
 		if err != nil {
 			return fmt.Errorf("encode actor: %w", err)
 		}
 		if _, err := fmt.Fprintf(o.Out, "%s\n", actor); err != nil {
 			return fmt.Errorf("write actor: %w", err)
 		}
-		return nil
+		return o.warnRelease(verified)
+	}
+	if o.Profile != nil {
+		return o.releaseVerdict(err)
 	}
 	var (
 		invalid *dstoken.InvalidTokenError

@@ -57,6 +57,9 @@ type Claims struct {
 	ExpiresAfter int64
 	// Restrictions become "_r" unless they are zero.
 	Restrictions Restrictions
+	// Profile is the Datasette release whose create-token the payload matches: its
+	// abbreviations, and for 1.0a0–1.0a1 its "token": "dstok" key. nil is the newest release.
+	Profile *Profile
 }
 
 // ErrInvalidUTF8 is wrapped by [Claims.Validate] errors.
@@ -112,6 +115,9 @@ func (c Claims) PayloadJSON() []byte {
 func (c Claims) appendPayload(b []byte, scratch *mergeScratch) []byte {
 	b = append(b, `{"a":`...)
 	b = appendPyString(b, c.Actor, userText)
+	if c.Profile != nil && c.Profile.TokenKeyInPayload {
+		b = append(b, `,"token":"dstok"`...)
+	}
 	b = append(b, `,"t":`...)
 	b = strconv.AppendInt(b, c.IssuedAt, 10)
 	if c.ExpiresAfter != 0 {
@@ -120,18 +126,19 @@ func (c Claims) appendPayload(b []byte, scratch *mergeScratch) []byte {
 	}
 	if !c.Restrictions.IsZero() {
 		b = append(b, `,"_r":`...)
-		b = c.Restrictions.appendJSON(b, scratch)
+		b = c.Restrictions.appendJSON(b, scratch, c.Profile)
 	}
 	return append(b, '}')
 }
 
 // appendJSON writes the "_r" object: "a", "d" and "r" keys, each only when
 // non-empty, with databases and resources merged in first-appearance order.
-func (r Restrictions) appendJSON(b []byte, scratch *mergeScratch) []byte {
+// Actions are abbreviated as p's create-token does (nil: the newest release).
+func (r Restrictions) appendJSON(b []byte, scratch *mergeScratch, p *Profile) []byte {
 	b = append(b, '{')
 	if len(r.All) > 0 {
 		b = append(b, `"a":[`...)
-		b = appendActionList(b, r.All, new(int))
+		b = appendActionList(b, r.All, new(int), p)
 		b = append(b, ']')
 	}
 	if dbs := r.Databases; len(dbs) > 0 {
@@ -143,6 +150,7 @@ func (r Restrictions) appendJSON(b []byte, scratch *mergeScratch) []byte {
 			n: len(dbs), levels: 1,
 			key:     func(i, _ int) string { return sanitize(dbs[i].Database) },
 			actions: func(i int) []string { return dbs[i].Actions },
+			profile: p,
 		}.append(b, scratch)
 	}
 	if res := r.Resources; len(res) > 0 {
@@ -159,6 +167,7 @@ func (r Restrictions) appendJSON(b []byte, scratch *mergeScratch) []byte {
 				return sanitize(res[i].Resource)
 			},
 			actions: func(i int) []string { return res[i].Actions },
+			profile: p,
 		}.append(b, scratch)
 	}
 	return append(b, '}')
@@ -172,6 +181,7 @@ type entryTree struct {
 	n, levels int
 	key       func(i, level int) string // sanitized, so that keys that serialise alike merge alike
 	actions   func(i int) []string
+	profile   *Profile // abbreviates the actions (nil: the newest release)
 }
 
 // maxEntryLevels is the most levels an entryTree has (database, resource).
@@ -264,7 +274,7 @@ func (e entryTree) appendObject(b []byte, s *mergeScratch, start, level int) []b
 				b = append(b, '[')
 				n := 0
 				for j := i; j >= 0; j = s.next[level][j] {
-					b = appendActionList(b, e.actions(j), &n)
+					b = appendActionList(b, e.actions(j), &n, e.profile)
 				}
 				b = append(b, ']')
 			}
@@ -289,14 +299,20 @@ func (e entryTree) sameKeys(i, j, level int) bool {
 }
 
 // appendActionList writes abbreviated actions as list elements, continuing a
-// list that already holds *n elements.
-func appendActionList(b []byte, actions []string, n *int) []byte {
+// list that already holds *n elements, abbreviated as p's create-token does (nil: the
+// newest release).
+func appendActionList(b []byte, actions []string, n *int, p *Profile) []byte {
 	for _, a := range actions {
 		if *n > 0 {
 			b = append(b, ',')
 		}
 		*n++
-		abbr, _ := Abbreviate(a)
+		var abbr string
+		if p == nil {
+			abbr, _ = Abbreviate(a)
+		} else {
+			abbr, _ = p.Abbreviate(a)
+		}
 		b = appendPyString(b, abbr, userText)
 	}
 	return b

@@ -124,7 +124,7 @@ func TestRestrictionsJSON(t *testing.T) {
 			"{\"d\":{\"\ufffd\":[\"a\",\"b\"]}}"},
 	}
 	for _, tt := range tests {
-		if got := string(tt.r.appendJSON(nil, new(mergeScratch))); got != tt.want {
+		if got := string(tt.r.appendJSON(nil, new(mergeScratch), nil)); got != tt.want {
 			t.Errorf("%s: got %s, want %s", tt.name, got, tt.want)
 		}
 	}
@@ -132,7 +132,7 @@ func TestRestrictionsJSON(t *testing.T) {
 	for i := range 40 {
 		many.Databases = append(many.Databases, DatabaseActions{string(rune('a' + i%20)), []string{"vd"}})
 	}
-	if got := string(many.appendJSON(nil, new(mergeScratch))); strings.Count(got, `["vd","vd"]`) != 20 {
+	if got := string(many.appendJSON(nil, new(mergeScratch), nil)); strings.Count(got, `["vd","vd"]`) != 20 {
 		t.Errorf("40 entries over 20 databases: got %s", got)
 	}
 }

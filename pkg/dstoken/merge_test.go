@@ -33,7 +33,7 @@ func (e legacyTree) appendObject(b []byte, first, level int) []byte {
 		n := 0
 		for j := i; j < e.n; j++ {
 			if e.sameKeys(j, i, e.levels) {
-				b = appendActionList(b, e.actions(j), &n)
+				b = appendActionList(b, e.actions(j), &n, nil)
 			}
 		}
 		b = append(b, ']')

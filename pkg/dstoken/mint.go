@@ -66,11 +66,16 @@ func (m *Minter) sign(buf *mintBuffers) {
 // MintChecked is [Minter.Mint] for claims that must stay within the size
 // limits: it returns an error wrapping [ErrTooLarge] when the payload is over
 // [MaxPayloadSize] (checked before compressing, so the cost stays bounded) or
-// over [MaxJSONValues] values, or when the token is over [MaxTokenSize].
+// over [MaxJSONValues] values, or when the token is over [MaxTokenSize]; and
+// an error wrapping [ErrUnsupported] when c.Profile's release would misread
+// the token (see [Profile.Check]).
 // Every token it returns decodes with [Decode], verifies with
 // [Verifier.Verify] (at a time it has not expired) and compares as
 // Canonical with [Minter.Compare].
 func (m *Minter) MintChecked(c Claims) (string, error) {
+	if err := c.Profile.Check(c.Restrictions); err != nil {
+		return "", fmt.Errorf("dstoken: mint: %w", err)
+	}
 	buf := mintPool.Get().(*mintBuffers)
 	defer mintPool.Put(buf)
 	buf.payload = c.appendPayload(buf.payload[:0], &buf.merge)

@@ -11,6 +11,7 @@ Usage: python3 clickref.py ARG... (the program name is always datasette-token)
 
 import json
 import os
+import re
 
 import click
 from click.core import ParameterSource
@@ -89,6 +90,30 @@ def secret_options(f):
     )(f)
 
 
+_RELEASE = re.compile(r"^([0-9]{1,4})\.([0-9]{1,4})(?:\.([0-9]{1,4}))?(?:(a|b|rc)([0-9]{1,4}))?$")
+
+
+def release_callback(ctx, param, value):
+    """--datasette-version: a Datasette release, 1.0a0 or later."""
+    if value is None:
+        return None
+    m = _RELEASE.match(value) if len(value) <= 32 else None
+    if m is None or value.endswith("\n"):
+        raise click.BadParameter(f"{value!r} is not a Datasette release such as 1.0a19.")
+    if int(m.group(1)) == 0:
+        raise click.BadParameter(f"Datasette {value} has no signed API tokens (they arrived in 1.0a0).")
+    return value
+
+
+def release_option(help):
+    return click.option(
+        "--datasette-version",
+        metavar="VERSION",
+        callback=release_callback,
+        help=help,
+    )
+
+
 @cli.command(name="create-token")
 @click.argument("id")
 @secret_options
@@ -140,8 +165,9 @@ def secret_options(f):
     type=int,
     help="Unix time (seconds) to issue the token at instead of now, for reproducible tokens (not in Datasette)",
 )
+@release_option("Mint as this Datasette release's create-token does (its options, abbreviations and warnings)  [default: the newest known, 1.0a37]")
 def create_token(
-    id, secret, secret_file, expires_after, alls, databases, resources, debug, plugins_dir, issued_at
+    id, secret, secret_file, expires_after, alls, databases, resources, debug, plugins_dir, issued_at, datasette_version
 ):
     """
     Create a signed API token for the specified actor ID
@@ -187,6 +213,7 @@ def create_token(
         debug=debug,
         plugins_dir=plugins_dir,
         issued_at=issued_at,
+        datasette_version=datasette_version,
     )
 
 
@@ -209,7 +236,8 @@ def create_token(
     is_flag=True,
     help="Answer as a Datasette whose allow_signed_tokens setting is off",
 )
-def verify(token, secret, secret_file, max_ttl, at, no_signed_tokens):
+@release_option("Answer as this Datasette release  [default: the newest known, 1.0a37]")
+def verify(token, secret, secret_file, max_ttl, at, no_signed_tokens, datasette_version):
     """
     Check whether Datasette would accept a signed API token
 
@@ -228,6 +256,7 @@ def verify(token, secret, secret_file, max_ttl, at, no_signed_tokens):
         max_ttl=max_ttl,
         at=at,
         no_signed_tokens=no_signed_tokens,
+        datasette_version=datasette_version,
     )
 
 
@@ -298,7 +327,8 @@ def decode(token):
     "--secret-name",
     help="The Secret the token is written to  [default: the DatasetteToken's name]",
 )
-def manifest(id, expires_after, alls, databases, resources, signer, signing_secret, name, namespace, secret_name):
+@release_option("The Datasette release of the signer's instance: check the restrictions against it and record it in an annotation")
+def manifest(id, expires_after, alls, databases, resources, signer, signing_secret, name, namespace, secret_name, datasette_version):
     """
     Print the DatasetteToken that mints this token in a cluster
 
@@ -325,6 +355,7 @@ def manifest(id, expires_after, alls, databases, resources, signer, signing_secr
         name=name,
         namespace=namespace,
         secret_name=secret_name,
+        datasette_version=datasette_version,
     )
 
 

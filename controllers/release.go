@@ -1,0 +1,75 @@
+package controllers
+
+import (
+	"fmt"
+
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
+)
+
+// Reasons of a DatasetteToken's Ready condition about the signer's Datasette release.
+const (
+	// ReasonUnsupportedByDatasette: the Datasette release of the signer's instance would misread
+	// the token (it ignores restrictions, or fails on an action it does not know); nothing is
+	// minted.
+	ReasonUnsupportedByDatasette = "UnsupportedByDatasette"
+)
+
+// SignerRelease returns the Datasette release that tokens of a signer with these settings are
+// minted for, as a profile: spec.datasetteVersion with spec.pluginActions. nil means the newest
+// known release without plugin actions (the behaviour of tokens that name a signing Secret).
+// An error is a signer whose release cannot be served: a version before 1.0a0 (no signed
+// tokens), or plugin actions that clash; its message names the signer's field.
+//
+// This is the single place that says which release a signer's tokens are for: a signer that
+// learns its instance's release another way extends it here.
+func SignerRelease(settings datasettev1alpha1.SignerSettings) (*dstoken.Profile, error) {
+	var p *dstoken.Profile
+	if v := settings.DatasetteVersion; v != "" {
+		var err error
+		if p, err = dstoken.ProfileForVersion(v); err != nil {
+			return nil, fmt.Errorf("spec.datasetteVersion %q: %w", v, err)
+		}
+	}
+	if len(settings.PluginActions) == 0 {
+		return p, nil
+	}
+	plugins := make([]dstoken.PluginAction, len(settings.PluginActions))
+	for i, a := range settings.PluginActions {
+		plugins[i] = dstoken.PluginAction{Name: a.Name, Abbr: a.Abbreviation}
+	}
+	q, err := p.WithPluginActions(plugins)
+	if err != nil {
+		return nil, fmt.Errorf("spec.pluginActions: %w", err)
+	}
+	return q, nil
+}
+
+// gatherRelease finds the release the token is minted for (see SignerRelease) and makes the
+// wanted claims that release's: its payload and abbreviations. Tokens that name a signing
+// Secret keep the newest release.
+func gatherRelease(in *gathered) {
+	s := &in.signing
+	if !s.viaSigner || !s.signerFound {
+		return
+	}
+	s.release, s.releaseErr = SignerRelease(s.settings)
+	if s.releaseErr == nil {
+		in.want.claims.Profile = s.release
+	}
+}
+
+// releaseFailure says why the signer's Datasette release cannot be given the token, if it
+// cannot: ok is false then, with reason UnsupportedByDatasette (Stalled: a person must change
+// the token, the signer or the instance).
+func releaseFailure(in *gathered) (r readiness, ok bool) {
+	s := in.signing
+	if s.releaseErr != nil {
+		return notReady(stalled, ReasonUnsupportedByDatasette, fmt.Sprintf("%s: %v", s.source, s.releaseErr)), false
+	}
+	if err := s.release.Check(in.want.claims.Restrictions); err != nil {
+		return notReady(stalled, ReasonUnsupportedByDatasette, fmt.Sprintf(
+			"%s is for %s: %v", s.source, s.release.Release, err)), false
+	}
+	return readiness{}, true
+}
