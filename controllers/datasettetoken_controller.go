@@ -51,6 +51,11 @@ type DatasetteTokenReconciler struct {
 	// Namespaces, when not empty, confines the Secret metadata watch to these namespaces (the
 	// manager's --watch-namespaces).
 	Namespaces []string
+	// AllowNamespacedProbes lets DatasetteSigners' spec.probe reach the network (the manager's
+	// --allow-namespaced-probes); ClusterDatasetteSigners always may.
+	AllowNamespacedProbes bool
+	// Prober asks signers' instances about their key; nil means dsprobe.Probe. Tests inject one.
+	Prober Prober
 
 	// secretMetadata is the metadata-only watch of Secrets.
 	secretMetadata cache.Cache

@@ -47,6 +47,9 @@ type signingFacts struct {
 	// releaseErr why it cannot be served.
 	release    *dstoken.Profile
 	releaseErr error
+	// probed: the signer has spec.probe; instance is what its probe learned (nil: nothing).
+	probed   bool
+	instance *datasettev1alpha1.InstanceStatus
 }
 
 // mintReason says why a token is minted; it labels the mint counter and the events.
@@ -100,6 +103,10 @@ func decide(in *gathered, now time.Time) plan {
 		p.readiness = r
 		return p
 	}
+	if r, ok := instanceFailure(in); !ok {
+		p.readiness = r
+		return p
+	}
 	if secretOwnership(in.secret, tok) == secretForeign {
 		p.readiness = notReady(stalled, ReasonSecretConflict, fmt.Sprintf(
 			"Secret %q exists and is not owned by this DatasetteToken; choose another spec.secretName or delete that Secret", in.want.secretName))
@@ -136,6 +143,9 @@ func decide(in *gathered, now time.Time) plan {
 	}
 
 	p.mint = mintDecision(in, kept, p.dates, now)
+	if holdForRotation(in, &p, kept, now) {
+		return p
+	}
 	if p.mint == mintManual && kept.IssuedAt == now.Unix() {
 		// A token minted in the same second would be the same token: renew in the next one.
 		p.mint, p.requeueAfter = noMint, time.Unix(now.Unix()+1, 0).Sub(now)

@@ -29,6 +29,11 @@ type keyLookup struct {
 	unreadable bool
 	// oversized: the key is longer than maxKeySize; it is not used, nor kept.
 	oversized bool
+	// since is the Secret's resourceVersion at which the key took its current value (the
+	// operator's first read of it, after a restart); rotated says that the operator saw it
+	// replace another value.
+	since   string
+	rotated bool
 }
 
 // maxKeySize bounds a signing key the operator keeps in memory (a Datasette secret is typically
@@ -69,6 +74,8 @@ type keyVersion struct {
 	value     []byte
 	minter    *dstoken.Minter
 	oversized bool
+	since     string // resourceVersion at which value was first read
+	rotated   bool   // value replaced another one
 }
 
 func newKeyCache(metadata, api client.Reader, namespaces []string) *keyCache {
@@ -140,7 +147,7 @@ func (c *keyCache) cached(secret types.NamespacedName, resourceVersion, keyName 
 	if !ok {
 		return keyLookup{}, false
 	}
-	return keyLookup{secretFound: true, minter: k.minter, oversized: k.oversized}, true
+	return keyLookup{secretFound: true, minter: k.minter, oversized: k.oversized, since: k.since, rotated: k.rotated}, true
 }
 
 // store records the Secret's data at resourceVersion for keyName and for every key already
@@ -161,13 +168,13 @@ func (c *keyCache) store(secret types.NamespacedName, resourceVersion, keyName s
 		value := data[name]
 		switch {
 		case len(value) > maxKeySize:
-			e.keys[name] = &keyVersion{oversized: true}
+			e.keys[name] = &keyVersion{oversized: true, since: resourceVersion}
 		case len(value) == 0:
-			e.keys[name] = &keyVersion{}
+			e.keys[name] = &keyVersion{since: resourceVersion}
 		case old.minter == nil:
-			e.keys[name] = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value)}
+			e.keys[name] = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value), since: resourceVersion}
 		case !bytes.Equal(old.value, value):
-			e.keys[name] = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value, old.value)}
+			e.keys[name] = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value, old.value), since: resourceVersion, rotated: true}
 		}
 	}
 }

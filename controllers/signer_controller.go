@@ -28,6 +28,8 @@ type signerKind struct {
 	secretOf func(client.Object) (types.NamespacedName, string)
 	// statusOf returns the signer's status.
 	statusOf func(client.Object) *datasettev1alpha1.DatasetteSignerStatus
+	// settingsOf returns the signer's settings.
+	settingsOf func(client.Object) datasettev1alpha1.SignerSettings
 }
 
 // signerKinds are DatasetteSigner and ClusterDatasetteSigner.
@@ -43,6 +45,9 @@ var signerKinds = []signerKind{
 		statusOf: func(o client.Object) *datasettev1alpha1.DatasetteSignerStatus {
 			return &o.(*datasettev1alpha1.DatasetteSigner).Status
 		},
+		settingsOf: func(o client.Object) datasettev1alpha1.SignerSettings {
+			return o.(*datasettev1alpha1.DatasetteSigner).Spec.SignerSettings
+		},
 	},
 	{
 		name:      datasettev1alpha1.ClusterDatasetteSignerKind,
@@ -55,6 +60,9 @@ var signerKinds = []signerKind{
 		},
 		statusOf: func(o client.Object) *datasettev1alpha1.DatasetteSignerStatus {
 			return &o.(*datasettev1alpha1.ClusterDatasetteSigner).Status
+		},
+		settingsOf: func(o client.Object) datasettev1alpha1.SignerSettings {
+			return o.(*datasettev1alpha1.ClusterDatasetteSigner).Spec.SignerSettings
 		},
 	},
 }
@@ -81,6 +89,7 @@ type signerReconciler struct {
 	Recorder events.EventRecorder
 	keys     *keyCache
 	kind     signerKind
+	probes   probeSettings
 }
 
 // Reconcile writes a signer's Ready condition, once, when it changed.
@@ -89,6 +98,7 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err := r.Get(ctx, req.NamespacedName, signer); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.keys.release(r.kind.name + "/" + req.Namespace + "/" + req.Name)
+			forgetSignerMetrics(r.kind.name, req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -108,8 +118,12 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		r.Recorder.Eventf(signer, nil, eventType, readiness.reason, "Sign", "%s", readiness.message)
 	}
+	if err := r.restartInstance(ctx, signer, key, next); err != nil {
+		return ctrl.Result{}, err
+	}
+	result := ctrl.Result{RequeueAfter: r.probeInstance(ctx, signer, key, next)}
 	if equality.Semantic.DeepEqual(status, next) {
-		return ctrl.Result{}, nil
+		return result, nil
 	}
 	*status = *next
 	if err := r.Status().Update(ctx, signer); err != nil {
@@ -118,7 +132,7 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		return ctrl.Result{}, fmt.Errorf("updating the status of %s %s: %w", r.kind.name, req.NamespacedName, err)
 	}
-	return ctrl.Result{}, nil
+	return result, nil
 }
 
 // signerReadiness is a signer's Ready condition given what the key cache found.

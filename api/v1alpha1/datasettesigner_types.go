@@ -181,6 +181,12 @@ type DatasetteSignerStatus struct {
 	// instance is what the last probe learned about the instance (spec.probe).
 	// +optional
 	Instance *InstanceStatus `json:"instance,omitempty"`
+
+	// restartedForKey is the resourceVersion of the signer's Secret at which its key took the
+	// value that spec.rolloutRestartTargets were last restarted for (never the key).
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	RestartedForKey string `json:"restartedForKey,omitempty"`
 }
 
 // +kubebuilder:object:root=true
