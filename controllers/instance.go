@@ -65,17 +65,20 @@ func instanceFailure(in *gathered) (r readiness, ok bool) {
 // longer valid.
 func holdForRotation(in *gathered, p *plan, kept dstoken.Comparison, now time.Time) bool {
 	s := in.signing
-	if p.mint != mintRotation || !s.probed || !kept.Canonical {
+	if p.mint != mintRotation || !s.probed || !kept.Verified || !kept.SameClaims {
 		return false
 	}
-	if !p.dates.expiresAt.IsZero() && !now.Before(p.dates.expiresAt) {
+	// The kept token was signed with the previous key, so decide did not date it.
+	claims, _ := in.want.claimsAt(time.Unix(kept.IssuedAt, 0))
+	dates := in.want.datesOf(claims, durationOf(s.settings.MaxSignedTokensTTL))
+	if !dates.expiresAt.IsZero() && !now.Before(dates.expiresAt) {
 		return false
 	}
 	if inst := s.instance; inst != nil && inst.KeyResourceVersion == s.key.since &&
 		(inst.KeyState == datasettev1alpha1.KeyStateAccepted || inst.KeyState == datasettev1alpha1.KeyStateRotationTimedOut) {
 		return false
 	}
-	p.mint, p.restart = noMint, false
+	p.mint, p.restart, p.claims, p.dates = noMint, false, claims, dates
 	p.token = string(in.secret.Data[tokenKey])
 	p.readiness = ready(ReasonRotationPending, fmt.Sprintf(
 		"%s has a new key that its instance does not accept yet: Secret %q keeps the token signed with the previous key until it does",
