@@ -63,7 +63,7 @@ func TestDecideInstance(t *testing.T) {
 			state: datasettev1alpha1.KeyStateRotationTimedOut, reason: ReasonKeyRejected, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37", timedOut: true},
 		{name: "rotation pending past a short timeout, unreachable", prev: state(datasettev1alpha1.KeyStateRotationPending, "2"), result: unreachable,
 			settings: datasettev1alpha1.SignerSettings{Probe: &datasettev1alpha1.SignerProbe{URL: "http://ds", RotationTimeout: &metav1.Duration{Duration: 30 * time.Second}}},
-			state: datasettev1alpha1.KeyStateRotationTimedOut, reason: ReasonUnreachable, status: metav1.ConditionFalse, requeue: defaultProbeInterval, version: "1.0a19", timedOut: true},
+			state:    datasettev1alpha1.KeyStateRotationTimedOut, reason: ReasonUnreachable, status: metav1.ConditionFalse, requeue: defaultProbeInterval, version: "1.0a19", timedOut: true},
 		{name: "timed out stays so while rejected", prev: state(datasettev1alpha1.KeyStateRotationTimedOut, "2"), result: rejected,
 			state: datasettev1alpha1.KeyStateRotationTimedOut, reason: ReasonKeyRejected, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37"},
 		{name: "rejected key replaced by one also rejected", prev: state(datasettev1alpha1.KeyStateRejected, "1"), result: rejected,
