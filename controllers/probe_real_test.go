@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/internal/testenv"
@@ -142,6 +143,12 @@ func TestProbeRealMatchingKeyAndTTL(t *testing.T) {
 		inst.KeyState != datasettev1alpha1.KeyStateAccepted || inst.ProbedAt == nil {
 		t.Fatalf("status.instance = %+v", inst)
 	}
+	if v, ok := gauge(t, "datasette_signer_instance_verified", signer.Name, ReasonKeyAccepted); !ok || v != 1 {
+		t.Errorf("datasette_signer_instance_verified{reason=KeyAccepted} = %v (present %v)", v, ok)
+	}
+	if v, ok := gauge(t, "datasette_signer_instance_info", signer.Name, "1.0a37"); !ok || v != 1 {
+		t.Errorf("datasette_signer_instance_info{version=1.0a37} = %v (present %v)", v, ok)
+	}
 
 	tok := probeToken(ns, "reader", "ci-reader", signer.Name, "view-database", "execute-sql")
 	create(t, tok)
@@ -173,6 +180,9 @@ func TestProbeRealWrongKey(t *testing.T) {
 	if s.Status.Instance.KeyState != datasettev1alpha1.KeyStateRejected || s.Status.Instance.Version != "1.0a37" {
 		t.Fatalf("status.instance = %+v", s.Status.Instance)
 	}
+	if v, ok := gauge(t, "datasette_signer_instance_verified", signer.Name, ReasonKeyRejected); !ok || v != 0 {
+		t.Errorf("datasette_signer_instance_verified{reason=KeyRejected} = %v (present %v), want 0", v, ok)
+	}
 	tok := probeToken(ns, "reader", "ci-reader", signer.Name)
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
@@ -188,6 +198,12 @@ func TestProbeRealWrongKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitInstance(t, signer.Name, ReasonKeyAccepted)
+	if _, ok := gauge(t, "datasette_signer_instance_verified", signer.Name, ReasonKeyRejected); ok {
+		t.Error("the KeyRejected series outlives the fix")
+	}
+	if v, ok := gauge(t, "datasette_signer_instance_verified", signer.Name, ReasonKeyAccepted); !ok || v != 1 {
+		t.Errorf("datasette_signer_instance_verified{reason=KeyAccepted} = %v (present %v) after the fix", v, ok)
+	}
 	waitReason(t, key, ReasonIssued)
 	if actor := actorOf(t, server, tokenOf(t, key)); actor != "ci-reader" {
 		t.Errorf("the instance reads the token as actor %q", actor)
@@ -414,4 +430,30 @@ func (s *instanceSwitch) to(backend string) {
 		panic(err)
 	}
 	s.backend.Store(u)
+}
+
+// gauge reads the ClusterDatasetteSigner name's series of metric whose last label (reason or
+// version) is value from the manager's registry, without creating it.
+func gauge(t *testing.T, metric, name, value string) (float64, bool) {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != metric {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["kind"] == datasettev1alpha1.ClusterDatasetteSignerKind && labels["name"] == name &&
+				(labels["reason"] == value || labels["version"] == value) {
+				return m.GetGauge().GetValue(), true
+			}
+		}
+	}
+	return 0, false
 }
