@@ -54,7 +54,8 @@ func instanceFailure(in *gathered) (r readiness, ok bool) {
 		return readiness{}, true
 	}
 	return notReady(waiting, ReasonInstanceRejectsKey, fmt.Sprintf(
-		"%s: its instance does not accept tokens signed with its key (see the signer's InstanceVerified condition); nothing is minted until the signer's Secret and the instance's DATASETTE_SECRET agree",
+		"%s: its instance does not accept tokens signed with its key (see the signer's InstanceVerified condition); "+
+			"nothing is minted until the signer's Secret and the instance's DATASETTE_SECRET agree",
 		s.source)), false
 }
 

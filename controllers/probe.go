@@ -171,11 +171,13 @@ func instanceCondition(settings datasettev1alpha1.SignerSettings, inst *datasett
 	if res.Verdict == dsprobe.KeyAccepted {
 		if want := settings.DatasetteVersion; want != "" && inst.Version != "" && !sameRelease(want, inst.Version) {
 			c.Status, c.Reason = metav1.ConditionFalse, ReasonVersionMismatch
-			c.Message = fmt.Sprintf("spec.datasetteVersion is %s, and the instance runs Datasette %s: tokens are minted for %s; correct spec.datasetteVersion or remove it",
+			c.Message = fmt.Sprintf("spec.datasetteVersion is %s, and the instance runs Datasette %s: tokens are minted for %s; "+
+				"correct spec.datasetteVersion or remove it",
 				want, inst.Version, want)
 		} else if spec, got := durationOf(settings.MaxSignedTokensTTL), durationOf(inst.MaxSignedTokensTTL); spec > 0 && got > 0 && spec > got {
 			c.Status, c.Reason = metav1.ConditionFalse, ReasonTTLMismatch
-			c.Message = fmt.Sprintf("spec.maxSignedTokensTTL (%s) is longer than the instance's max_signed_tokens_ttl (%s): tokens are dated by the instance's; shorten spec.maxSignedTokensTTL",
+			c.Message = fmt.Sprintf("spec.maxSignedTokensTTL (%s) is longer than the instance's max_signed_tokens_ttl (%s): "+
+				"tokens are dated by the instance's; shorten spec.maxSignedTokensTTL",
 				spec, got)
 		}
 	}
@@ -221,7 +223,8 @@ func probeInterval(probe *datasettev1alpha1.SignerProbe) time.Duration {
 // probeInstance probes the signer's instance when it has spec.probe, records status.instance
 // and the InstanceVerified condition in next, with an event on each change, and says when to
 // probe again (zero: never).
-func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Object, key keyLookup, next *datasettev1alpha1.DatasetteSignerStatus) time.Duration {
+func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Object, key keyLookup,
+	next *datasettev1alpha1.DatasetteSignerStatus) time.Duration {
 	settings := r.kind.settingsOf(signer)
 	if settings.Probe == nil {
 		next.Instance = nil

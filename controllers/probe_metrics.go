@@ -15,7 +15,8 @@ var (
 	signerInstanceVerified = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "datasette_signer_instance_verified",
 		Help: "1 when the signer's live Datasette instance accepts its key and agrees with its spec (reason KeyAccepted), else 0; " +
-			"one series per signer, labelled with the InstanceVerified reason (KeyRejected, Unreachable, SignedTokensDisabled, VersionMismatch, TTLMismatch, ProbeRefused).",
+			"one series per signer, labelled with the InstanceVerified reason " +
+			"(KeyRejected, Unreachable, SignedTokensDisabled, VersionMismatch, TTLMismatch, ProbeRefused).",
 	}, append(signerLabels, "reason"))
 	signerInstanceInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "datasette_signer_instance_info",

@@ -30,8 +30,8 @@ import (
 // without it) and a real kube-apiserver.
 
 // probeOf is a spec.probe for url, probed every 10 s.
-func probeOf(url string) *datasettev1alpha1.SignerProbe {
-	return &datasettev1alpha1.SignerProbe{URL: url, Interval: &metav1.Duration{Duration: 10 * time.Second}}
+func probeOf(address string) *datasettev1alpha1.SignerProbe {
+	return &datasettev1alpha1.SignerProbe{URL: address, Interval: &metav1.Duration{Duration: 10 * time.Second}}
 }
 
 // waitInstance waits until the ClusterDatasetteSigner's InstanceVerified condition has reason,
@@ -320,7 +320,8 @@ func TestProbeRealRotationWaitsForTheInstance(t *testing.T) {
 	for _, ns := range namespaces {
 		labelTeamData(t, ns)
 	}
-	startManager(t, namespaces[0], withNamespaces(append([]string{platform}, namespaces...)...), withMaxConcurrentReconciles(4))
+	startManager(t, namespaces[0], withNamespaces(append([]string{platform}, namespaces...)...),
+		func(_ *ctrl.Options, r *DatasetteTokenReconciler) { r.MaxConcurrentReconciles = 4 }) // the manager's default
 	deployment := workloads(t, platform, "datasette")[:1]
 	signing := signingSecret(t, platform, "datasette", "old-key")
 	probe := probeOf(instance.URL)
