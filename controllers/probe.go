@@ -242,11 +242,14 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 	if key.minter == nil {
 		return 0 // the Ready condition says why; the Secret's watch brings the signer back
 	}
+	now := r.probes.now()
+	if wait := probeSpacing(signer.GetGeneration(), r.kind.statusOf(signer), key.since, now); wait > 0 {
+		return wait // probed a moment ago for this spec and key: Secret events do not make probes faster
+	}
 	probe := r.probes.probe
 	if probe == nil {
 		probe = dsprobe.Probe
 	}
-	now := r.probes.now()
 	release, _ := dstoken.ProfileForVersion(effectiveVersion(settings, next.Instance))
 	cfg := dsprobe.Config{URL: settings.Probe.URL, CABundle: []byte(settings.Probe.CABundle), Actor: settings.Probe.Actor,
 		Unrestricted: release != nil && !release.EnforcesRestrictions}
@@ -264,6 +267,25 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 	}
 	recordSignerMetrics(r.kind.name, signer.GetNamespace(), signer.GetName(), d.condition.Reason, next.Instance.Version)
 	return d.requeueAfter
+}
+
+// minProbeSpacing is the least time between two probes of a signer for the same spec and key,
+// however many events wake it.
+const minProbeSpacing = 4 * time.Second
+
+// probeSpacing says how long to wait before probing again, given the signer's recorded status:
+// zero when a probe is due (the spec or the key changed, or the last probe is minProbeSpacing old).
+func probeSpacing(generation int64, status *datasettev1alpha1.DatasetteSignerStatus, keySince string, now time.Time) time.Duration {
+	inst := status.Instance
+	if inst == nil || inst.ProbedAt == nil || status.ObservedGeneration != generation || inst.KeyResourceVersion != keySince {
+		return 0
+	}
+	// probedAt is in whole seconds: count from the end of its second.
+	next := inst.ProbedAt.Add(minProbeSpacing + time.Second)
+	if now.Before(next) {
+		return next.Sub(now)
+	}
+	return 0
 }
 
 // effectiveVersion is the release a signer's tokens are for: spec.datasetteVersion, else the

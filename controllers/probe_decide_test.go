@@ -198,3 +198,29 @@ func TestDecideWithInstance(t *testing.T) {
 		})
 	}
 }
+
+func TestProbeSpacing(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	probed := metav1.NewTime(t0)
+	status := func(gen int64, rv string) *datasettev1alpha1.DatasetteSignerStatus {
+		return &datasettev1alpha1.DatasetteSignerStatus{ObservedGeneration: gen,
+			Instance: &datasettev1alpha1.InstanceStatus{ProbedAt: &probed, KeyResourceVersion: rv}}
+	}
+	tests := []struct {
+		name   string
+		status *datasettev1alpha1.DatasetteSignerStatus
+		now    time.Duration
+		wait   time.Duration
+	}{
+		{name: "never probed", status: &datasettev1alpha1.DatasetteSignerStatus{ObservedGeneration: 1}},
+		{name: "probed a second ago", status: status(1, "7"), now: time.Second, wait: 4 * time.Second},
+		{name: "probed long ago", status: status(1, "7"), now: time.Minute},
+		{name: "spec changed", status: status(0, "7"), now: time.Second},
+		{name: "key changed", status: status(1, "6"), now: time.Second},
+	}
+	for _, tt := range tests {
+		if got := probeSpacing(1, tt.status, "7", t0.Add(tt.now)); got != tt.wait {
+			t.Errorf("%s: wait %s, want %s", tt.name, got, tt.wait)
+		}
+	}
+}

@@ -163,6 +163,25 @@ func TestProbeRealMatchingKeyAndTTL(t *testing.T) {
 	if strings.Contains(managerLogs.String(), "matching-key") {
 		t.Error("the key appears in the manager's logs")
 	}
+
+	// A spec.maxSignedTokensTTL longer than the instance's is reported.
+	setSignerSpec(t, signer.Name, func(s *datasettev1alpha1.ClusterDatasetteSigner) {
+		s.Spec.MaxSignedTokensTTL = &metav1.Duration{Duration: 2 * time.Hour}
+	})
+	waitInstance(t, signer.Name, ReasonTTLMismatch)
+}
+
+// setSignerSpec changes a ClusterDatasetteSigner's spec.
+func setSignerSpec(t *testing.T, name string, change func(*datasettev1alpha1.ClusterDatasetteSigner)) {
+	t.Helper()
+	NewWithT(t).Eventually(func() error {
+		var s datasettev1alpha1.ClusterDatasetteSigner
+		if err := k8sClient.Get(ctx, types.NamespacedName{Name: name}, &s); err != nil {
+			return err
+		}
+		change(&s)
+		return k8sClient.Update(ctx, &s)
+	}, eventually, poll).Should(Succeed())
 }
 
 // TestProbeRealWrongKey: an instance started with another key rejects the signer's: the
@@ -266,6 +285,10 @@ func TestProbeRealDiscovers1_0a19(t *testing.T) {
 	if err != nil || status != http.StatusOK {
 		t.Errorf("1.0a19 answers %d (%v) to a query with the token", status, err)
 	}
+
+	// A spec.datasetteVersion that is not what the instance runs is reported.
+	setSignerSpec(t, signer.Name, func(s *datasettev1alpha1.ClusterDatasetteSigner) { s.Spec.DatasetteVersion = "1.0a37" })
+	waitInstance(t, signer.Name, ReasonVersionMismatch)
 }
 
 // TestProbeRefusedForNamespacedSigners: without --allow-namespaced-probes a DatasetteSigner's
