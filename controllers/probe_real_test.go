@@ -481,3 +481,50 @@ func gauge(t *testing.T, metric, name, value string) (float64, bool) {
 	}
 	return 0, false
 }
+
+// TestProbeRealRotationTimeout: the key changes and the instance never restarts with it: the
+// tokens keep their token until probe.rotationTimeout, then are re-minted anyway, and the signer
+// says so.
+func TestProbeRealRotationTimeout(t *testing.T) {
+	requireEnvtest(t)
+	server := testenv.Datasette(t, "1.0a37").ServeT(t, "old-key")
+	platform, ns := newNamespace(t), newNamespace(t)
+	labelTeamData(t, ns)
+	startManager(t, ns, withNamespaces(ns, platform))
+	signing := signingSecret(t, platform, "datasette", "old-key")
+	probe := probeOf(server.URL)
+	probe.RotationTimeout = &metav1.Duration{Duration: 10 * time.Second}
+	signer := clusterSigner(t, platform, datasettev1alpha1.SignerSettings{Probe: probe})
+	waitInstance(t, signer.Name, ReasonKeyAccepted)
+	tok := probeToken(ns, "reader", "ci-reader", signer.Name)
+	create(t, tok)
+	key := client.ObjectKeyFromObject(tok)
+	waitReason(t, key, ReasonIssued)
+	old := tokenOf(t, key)
+
+	changed := time.Now()
+	signing.StringData = map[string]string{defaultSigningKey: "new-key"}
+	if err := k8sClient.Update(ctx, signing); err != nil {
+		t.Fatal(err)
+	}
+	waitReason(t, key, ReasonRotationPending)
+	if tokenOf(t, key) != old {
+		t.Fatal("the token changed while the rotation waits")
+	}
+	NewWithT(t).Eventually(func(g Gomega) {
+		var s datasettev1alpha1.ClusterDatasetteSigner
+		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: signer.Name}, &s)).To(Succeed())
+		g.Expect(s.Status.Instance.KeyState).To(Equal(datasettev1alpha1.KeyStateRotationTimedOut))
+	}, 30*time.Second, poll).Should(Succeed())
+	waitReason(t, key, ReasonIssued)
+	if waited := time.Since(changed); waited < 10*time.Second {
+		t.Errorf("re-minted %s after the key changed, before the 10s rotationTimeout", waited)
+	}
+	if _, err := dstoken.NewVerifier([]byte("new-key")).Verify(tokenOf(t, key), dstoken.VerifyOptions{Now: time.Now()}); err != nil {
+		t.Errorf("after the timeout the token is not signed with the new key: %v", err)
+	}
+	s := waitInstance(t, signer.Name, ReasonKeyRejected)
+	if c := meta.FindStatusCondition(s.Status.Conditions, ConditionInstanceVerified); !strings.Contains(c.Message, "re-minted with it anyway") {
+		t.Errorf("message %q does not say the tokens were re-minted anyway", c.Message)
+	}
+}
