@@ -61,6 +61,11 @@ type DatasetteTokenReconciler struct {
 	// KeyCacheMaxSecretBytes and KeyCacheMaxBytes cap the signing keys held per Secret and in
 	// all (zero: the defaults, defaultKeyCacheSecretBytes and defaultKeyCacheBytes).
 	KeyCacheMaxSecretBytes, KeyCacheMaxBytes int64
+	// AllowNamespacedProbes lets DatasetteSigners' spec.probe reach the network (the manager's
+	// --allow-namespaced-probes); ClusterDatasetteSigners always may.
+	AllowNamespacedProbes bool
+	// Prober asks signers' instances about their key; nil means dsprobe.Probe. Tests inject one.
+	Prober Prober
 
 	// secretMetadata is the metadata-only watch of Secrets.
 	secretMetadata cache.Cache

@@ -53,6 +53,9 @@ type signingFacts struct {
 	refusedRef string
 	// invalidPolicy names the signer's malformed actor pattern ("" when none).
 	invalidPolicy string
+	// probed: the signer has spec.probe; instance is what its probe learned (nil: nothing).
+	probed   bool
+	instance *datasettev1alpha1.InstanceStatus
 }
 
 // mintReason says why a token is minted; it labels the mint counter and the events.
@@ -112,6 +115,10 @@ func decide(in *gathered, now time.Time) plan {
 		p.readiness, p.revoke = r, revocationDue(in, r)
 		return p
 	}
+	if r, ok := instanceFailure(in); !ok {
+		p.readiness = r
+		return p
+	}
 	if secretOwnership(in.secret, tok) == secretForeign {
 		p.readiness = notReady(stalled, ReasonSecretConflict, fmt.Sprintf(
 			"Secret %q exists and is not owned by this DatasetteToken; choose another spec.secretName or delete that Secret", in.want.secretName))
@@ -152,6 +159,9 @@ func decide(in *gathered, now time.Time) plan {
 	}
 
 	p.mint = mintDecision(in, kept, p.dates, now)
+	if holdForRotation(in, &p, kept, now) {
+		return p
+	}
 	var deferredUntil time.Time
 	if until := deferredMint(tok, p.mint, kept, in.floor, now); !until.IsZero() {
 		p.mint, p.requeueAfter, deferredUntil = noMint, until.Sub(now), until

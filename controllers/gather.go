@@ -29,6 +29,7 @@ func (r *DatasetteTokenReconciler) gather(ctx context.Context, tok *datasettev1a
 	if in.signing, err = r.gatherSigning(ctx, tok); err != nil {
 		return nil, err
 	}
+	applyInstance(in)
 	gatherRelease(in)
 	in.floor = renewalFloor(r.MinRenewalInterval, in.signing.settings)
 	key := types.NamespacedName{Namespace: tok.Namespace, Name: in.want.secretName}
@@ -74,6 +75,7 @@ func (r *DatasetteTokenReconciler) gatherSigning(ctx context.Context, tok *datas
 			return s, err
 		}
 		s.signerFound, s.settings = true, cs.Spec.SignerSettings
+		s.probed, s.instance = cs.Spec.Probe != nil, cs.Status.Instance
 		if s.namespaceAllowed, err = r.namespaceSelected(ctx, tok.Namespace, cs.Spec.NamespaceSelector); !s.namespaceAllowed || err != nil {
 			return s, err
 		}
@@ -87,6 +89,7 @@ func (r *DatasetteTokenReconciler) gatherSigning(ctx context.Context, tok *datas
 			return s, err
 		}
 		s.signerFound, s.namespaceAllowed, s.settings = true, true, ds.Spec.SignerSettings
+		s.probed, s.instance = ds.Spec.Probe != nil && r.AllowNamespacedProbes, ds.Status.Instance
 		ref = ds.Spec.SecretRef
 		secret = types.NamespacedName{Namespace: tok.Namespace, Name: ref.Name}
 	}

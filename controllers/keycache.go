@@ -32,6 +32,11 @@ type keyLookup struct {
 	// overBudget: holding the key would pass the key cache's byte caps (per Secret or in all);
 	// it is not used, nor kept.
 	overBudget bool
+	// since is the Secret's resourceVersion at which the key took its current value (the
+	// operator's first read of it, after a restart); rotated says that the operator saw it
+	// replace another value.
+	since   string
+	rotated bool
 }
 
 // maxKeySize bounds a signing key the operator keeps in memory (a Datasette secret is typically
@@ -89,7 +94,9 @@ type keyVersion struct {
 	overBudget bool
 	// bytes is what the key costs: its value, the value it replaced (kept by the Minter to tell
 	// a rotation from a repair), and keyOverhead.
-	bytes int64
+	bytes   int64
+	since   string // resourceVersion at which value was first read
+	rotated bool   // value replaced another one
 }
 
 // keyOverhead is what one held key costs beyond its values' bytes (the Minter, the HMAC state,
@@ -187,7 +194,7 @@ func (c *keyCache) cachedAny(secret types.NamespacedName, resourceVersion, keyNa
 	if !ok || k.overBudget && !withOverBudget {
 		return keyLookup{}, false
 	}
-	return keyLookup{secretFound: true, minter: k.minter, oversized: k.oversized, overBudget: k.overBudget}, true
+	return keyLookup{secretFound: true, minter: k.minter, oversized: k.oversized, overBudget: k.overBudget, since: k.since, rotated: k.rotated}, true
 }
 
 // store records the Secret's data at resourceVersion for keyName and for every key in use,
@@ -211,14 +218,15 @@ func (c *keyCache) store(secret types.NamespacedName, resourceVersion, keyName s
 		var next *keyVersion
 		switch {
 		case len(value) > maxKeySize:
-			next = &keyVersion{oversized: true}
+			next = &keyVersion{oversized: true, since: resourceVersion}
 		case len(value) == 0:
-			next = &keyVersion{}
+			next = &keyVersion{since: resourceVersion}
 		case old == nil || old.minter == nil:
-			next = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value), bytes: int64(len(value)) + keyOverhead}
+			next = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value), bytes: int64(len(value)) + keyOverhead,
+				since: resourceVersion}
 		case !bytes.Equal(old.value, value):
 			next = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value, old.value),
-				bytes: int64(len(value)+len(old.value)) + keyOverhead}
+				bytes: int64(len(value)+len(old.value)) + keyOverhead, since: resourceVersion, rotated: true}
 		default:
 			continue
 		}

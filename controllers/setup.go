@@ -72,9 +72,9 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(source.Kind(secretMetadata, client.Object(secretMeta), lowPriorityFanOut(r.tokensNamingSecret),
 			r.secretWrites.notOwnWrite())).
 		Watches(&datasettev1alpha1.DatasetteSigner{}, lowPriorityFanOut(r.tokensOfSigner),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, instanceChanged{}))).
 		Watches(&datasettev1alpha1.ClusterDatasetteSigner{}, lowPriorityFanOut(r.tokensOfSigner),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, instanceChanged{}))).
 		WatchesMetadata(&corev1.Namespace{}, lowPriorityFanOut(r.tokensOfNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
@@ -84,7 +84,7 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	for _, kind := range signerKinds {
-		s := &signerReconciler{Client: r.Client, Recorder: r.Recorder, keys: r.keys, kind: kind}
+		s := &signerReconciler{Client: r.Client, Recorder: r.Recorder, keys: r.keys, kind: kind, probes: r.probeSettings()}
 		err := ctrl.NewControllerManagedBy(mgr).
 			For(kind.newObject(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 			WatchesRawSource(source.Kind(secretMetadata, client.Object(secretMeta), handler.EnqueueRequestsFromMapFunc(s.signersNamingSecret))).

@@ -89,6 +89,7 @@ type signerReconciler struct {
 	Recorder events.EventRecorder
 	keys     *keyCache
 	kind     signerKind
+	probes   probeSettings
 }
 
 // Reconcile writes a signer's Ready condition, once, when it changed.
@@ -97,6 +98,7 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err := r.Get(ctx, req.NamespacedName, signer); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.keys.release(r.kind.name + "/" + req.Namespace + "/" + req.Name)
+			forgetSignerMetrics(r.kind.name, req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -119,8 +121,12 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		r.Recorder.Eventf(signer, nil, eventType, readiness.reason, "Sign", "%s", readiness.message)
 	}
+	if err := r.restartInstance(ctx, signer, key, next); err != nil {
+		return ctrl.Result{}, err
+	}
+	result := ctrl.Result{RequeueAfter: r.probeInstance(ctx, signer, key, next)}
 	if equality.Semantic.DeepEqual(status, next) {
-		return ctrl.Result{}, nil
+		return result, nil
 	}
 	*status = *next
 	if err := r.Status().Update(ctx, signer); err != nil {
@@ -129,7 +135,7 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		return ctrl.Result{}, fmt.Errorf("updating the status of %s %s: %w", r.kind.name, req.NamespacedName, err)
 	}
-	return ctrl.Result{}, nil
+	return result, nil
 }
 
 // signerReadiness is a signer's Ready condition given what the key cache found.

@@ -47,6 +47,22 @@ type SignerSettings struct {
 	// +kubebuilder:validation:Enum=Keep;Remove
 	// +optional
 	RevocationPolicy RevocationPolicy `json:"revocationPolicy,omitempty"`
+	// probe, when set, has the operator ask the live instance whether it accepts this key,
+	// which release it runs and which max_signed_tokens_ttl it enforces (status.instance and
+	// the InstanceVerified condition); a key rotation then waits for the instance. A
+	// DatasetteSigner's probe is refused unless the manager runs with --allow-namespaced-probes.
+	// +optional
+	Probe *SignerProbe `json:"probe,omitempty"`
+
+	// rolloutRestartTargets are the Datasette workloads that read this key (as
+	// DATASETTE_SECRET), restarted as `kubectl rollout restart` does when the key changes. They
+	// are in the signer's namespace (for a ClusterDatasetteSigner: its Secret's namespace).
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +optional
+	RolloutRestartTargets []RolloutRestartTarget `json:"rolloutRestartTargets,omitempty"`
 }
 
 // PluginAction is an action a Datasette plugin registers.
@@ -193,6 +209,16 @@ type DatasetteSignerStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// instance is what the last probe learned about the instance (spec.probe).
+	// +optional
+	Instance *InstanceStatus `json:"instance,omitempty"`
+
+	// restartedForKey is the resourceVersion of the signer's Secret at which its key took the
+	// value that spec.rolloutRestartTargets were last restarted for (never the key).
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	RestartedForKey string `json:"restartedForKey,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -203,6 +229,10 @@ type DatasetteSignerStatus struct {
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secretRef.name`
 // +kubebuilder:printcolumn:name="Max TTL",type=string,JSONPath=`.spec.maxSignedTokensTTL`
 // +kubebuilder:printcolumn:name="Datasette",type=string,JSONPath=`.spec.datasetteVersion`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.instance.version`
+// +kubebuilder:printcolumn:name="Instance",type=string,JSONPath=`.status.conditions[?(@.type=="InstanceVerified")].reason`
+// +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.instance.keyState`,priority=1
+// +kubebuilder:printcolumn:name="Probed",type=date,JSONPath=`.status.instance.probedAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // DatasetteSigner lends one Datasette instance's signing key, kept in a Secret of its
@@ -242,6 +272,10 @@ type DatasetteSignerList struct {
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.spec.secretRef.name`
 // +kubebuilder:printcolumn:name="Max TTL",type=string,JSONPath=`.spec.maxSignedTokensTTL`
 // +kubebuilder:printcolumn:name="Datasette",type=string,JSONPath=`.spec.datasetteVersion`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.instance.version`
+// +kubebuilder:printcolumn:name="Instance",type=string,JSONPath=`.status.conditions[?(@.type=="InstanceVerified")].reason`
+// +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.instance.keyState`,priority=1
+// +kubebuilder:printcolumn:name="Probed",type=date,JSONPath=`.status.instance.probedAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // ClusterDatasetteSigner lends one Datasette instance's signing key, kept in a Secret of the

@@ -43,6 +43,7 @@ func main() {
 	var enableLeaderElection, secureMetrics, enableHTTP2, showVersion bool
 	var maxConcurrentReconciles int
 	var watchNamespaces string
+	var allowNamespacedProbes bool
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
@@ -57,6 +58,9 @@ func main() {
 		"How many DatasetteTokens are reconciled at once.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to confine the operator to; empty means every namespace.")
+	flag.BoolVar(&allowNamespacedProbes, "allow-namespaced-probes", false,
+		"Let DatasetteSigners' spec.probe reach the network (ClusterDatasetteSigners always may). "+
+			"Off by default: a namespaced probe lets a tenant make the operator send requests.")
 	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	// Tenancy: what bounds each tenant's writes, memory and reach.
 	var minRenewalInterval time.Duration
@@ -129,6 +133,7 @@ func main() {
 		DenySigningSecretRef:    !allowSigningSecretRef,
 		KeyCacheMaxSecretBytes:  keyCacheSecretBytes,
 		KeyCacheMaxBytes:        keyCacheBytes,
+		AllowNamespacedProbes:   allowNamespacedProbes,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "DatasetteToken")
 		os.Exit(1)

@@ -56,7 +56,7 @@ func TestEveryAlertHasARunbook(t *testing.T) {
 		anchors[strings.ToLower(m[1])] = true
 	}
 	const prefix = "https://github.com/datasette-token-operator/datasette-token-operator/blob/main/docs/runbooks.md#"
-	want := []string{"DatasetteTokenExpiringSoon", "DatasetteTokenNotReady", "DatasetteTokenMintsFailing", "DatasetteTokenNeverExpires", "DatasetteTokenOperatorAbsent"}
+	want := []string{"DatasetteTokenExpiringSoon", "DatasetteTokenNotReady", "DatasetteTokenMintsFailing", "DatasetteTokenNeverExpires", "DatasetteSignerInstanceRejectsKey", "DatasetteTokenOperatorAbsent"}
 	var got []string
 	for _, g := range f.Groups {
 		for _, r := range g.Rules {
