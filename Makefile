@@ -142,9 +142,10 @@ build-installer: manifests generate kustomize ## Write dist/install.yaml for IMG
 CHART = charts/datasette-token-operator
 
 .PHONY: helm-crds
-helm-crds: manifests ## Copy config/crd/bases into the chart's crds/ (a test checks they are identical).
-	rm -f $(CHART)/crds/*.yaml
-	cp config/crd/bases/*.yaml $(CHART)/crds/
+helm-crds: manifests ## Copy config/crd/bases into the chart's files/crds/, which templates/crds.yaml renders (a test checks they are identical).
+	mkdir -p $(CHART)/files/crds
+	rm -f $(CHART)/files/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/files/crds/
 
 .PHONY: helm-files
 helm-files: manifests ## Copy the CRDs, ClusterRole rules, alerts and dashboard into the chart, and the alerts into the PrometheusRule.

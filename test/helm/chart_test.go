@@ -31,23 +31,24 @@ const (
 	fullname  = "dto-datasette-token-operator"
 )
 
-// TestCRDsMatchConfig checks the chart ships exactly config/crd/bases (make helm-crds copies them).
+// TestCRDsMatchConfig checks the chart ships exactly config/crd/bases (make helm-crds copies them
+// into files/crds/, which templates/crds.yaml renders).
 func TestCRDsMatchConfig(t *testing.T) {
 	want := readDir(t, filepath.Join(root, "config/crd/bases"))
-	got := readDir(t, filepath.Join(chartDir, "crds"))
+	got := readDir(t, filepath.Join(chartDir, "files/crds"))
 	if len(want) == 0 {
 		t.Fatal("config/crd/bases is empty")
 	}
 	for name, data := range want {
 		if g, ok := got[name]; !ok {
-			t.Errorf("crds/%s is missing: run make helm-crds", name)
+			t.Errorf("files/crds/%s is missing: run make helm-crds", name)
 		} else if !bytes.Equal(g, data) {
-			t.Errorf("crds/%s differs from config/crd/bases: run make helm-crds", name)
+			t.Errorf("files/crds/%s differs from config/crd/bases: run make helm-crds", name)
 		}
 	}
 	for name := range got {
 		if _, ok := want[name]; !ok {
-			t.Errorf("crds/%s is not in config/crd/bases: run make helm-crds", name)
+			t.Errorf("files/crds/%s is not in config/crd/bases: run make helm-crds", name)
 		}
 	}
 }
@@ -77,7 +78,7 @@ func TestDefaultRender(t *testing.T) {
 	objs := render(t, loadChart(t), nil)
 	assertKinds(t, objs, map[string]int{
 		"ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1,
-		"Service": 1, "Deployment": 1,
+		"Service": 1, "Deployment": 1, "CustomResourceDefinition": crdCount(t),
 	})
 
 	var role rbacv1.ClusterRole
@@ -142,7 +143,7 @@ func TestEveryToggleOn(t *testing.T) {
 	assertKinds(t, objs, map[string]int{
 		"ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 3, "Role": 3, "RoleBinding": 3,
 		"Service": 1, "Deployment": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "ConfigMap": 1,
-		"PodDisruptionBudget": 1, "NetworkPolicy": 1,
+		"PodDisruptionBudget": 1, "NetworkPolicy": 1, "CustomResourceDefinition": crdCount(t),
 	})
 
 	// Namespace-scoped: a Role in each watched namespace with every namespaced rule of
