@@ -148,9 +148,12 @@ helm-crds: manifests ## Copy config/crd/bases into the chart's files/crds/, whic
 	cp config/crd/bases/*.yaml $(CHART)/files/crds/
 
 .PHONY: helm-files
-helm-files: manifests ## Copy the CRDs, ClusterRole rules, alerts and dashboard into the chart, and the alerts into the PrometheusRule.
+helm-files: manifests ## Copy the CRDs, ClusterRole rules, tenant roles, alerts and dashboard into the chart, and the alerts into the PrometheusRule.
 	$(MAKE) helm-crds
 	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
+	mkdir -p $(CHART)/files/tenant-roles
+	rm -f $(CHART)/files/tenant-roles/*.yaml
+	cp config/rbac/datasettetoken_*_role.yaml config/rbac/datasettesigner_*_role.yaml $(CHART)/files/tenant-roles/
 	cp config/prometheus/alerts.yaml $(CHART)/files/alerts.yaml
 	cp config/grafana/dashboard.json $(CHART)/files/dashboard.json
 	{ sed -n '1,/^spec:$$/p' config/prometheus/prometheusrule.yaml; \

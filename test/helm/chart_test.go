@@ -77,7 +77,7 @@ func TestChartFilesMatchSources(t *testing.T) {
 func TestDefaultRender(t *testing.T) {
 	objs := render(t, loadChart(t), nil)
 	assertKinds(t, objs, map[string]int{
-		"ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1,
+		"ServiceAccount": 1, "ClusterRole": 3 + tenantRoleCount(t), "ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1,
 		"Service": 1, "Deployment": 1, "CustomResourceDefinition": crdCount(t),
 	})
 
@@ -141,7 +141,7 @@ func TestEveryToggleOn(t *testing.T) {
 	}
 	objs := render(t, loadChart(t), vals)
 	assertKinds(t, objs, map[string]int{
-		"ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 3, "Role": 3, "RoleBinding": 3,
+		"ServiceAccount": 1, "ClusterRole": 3 + tenantRoleCount(t), "ClusterRoleBinding": 3, "Role": 3, "RoleBinding": 3,
 		"Service": 1, "Deployment": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "ConfigMap": 1,
 		"PodDisruptionBudget": 1, "NetworkPolicy": 1, "CustomResourceDefinition": crdCount(t),
 	})
