@@ -202,4 +202,3 @@ func hasAggregateLabel(l map[string]string) bool {
 	}
 	return false
 }
-
