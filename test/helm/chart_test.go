@@ -217,7 +217,7 @@ func TestEveryToggleOn(t *testing.T) {
 	decode(t, find(t, objs, "PodDisruptionBudget", namespace, fullname), &pdb)
 	var np networkingv1.NetworkPolicy
 	decode(t, find(t, objs, "NetworkPolicy", namespace, fullname), &np)
-	if len(np.Spec.Ingress) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != 8443 || len(np.Spec.Egress) != 1 {
+	if len(np.Spec.Ingress) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != 8443 || len(np.Spec.Egress) != 2 {
 		t.Errorf("NetworkPolicy %+v", np.Spec)
 	}
 	var reader rbacv1.ClusterRoleBinding
