@@ -88,9 +88,10 @@ BENCH_ARGS ?=
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build bin/manager and bin/datasette-token.
+build: manifests generate fmt vet ## Build bin/manager, bin/datasette-token and bin/kubectl-datasette (the kubectl plugin).
 	go build -ldflags "$(LDFLAGS)" -o bin/manager ./cmd/manager
 	go build -ldflags "$(LDFLAGS)" -o bin/datasette-token ./cmd/datasette-token
+	go build -ldflags "$(LDFLAGS)" -o bin/kubectl-datasette ./cmd/kubectl-datasette
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the controller from your host against the cluster in KUBECONFIG.
