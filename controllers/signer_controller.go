@@ -89,6 +89,7 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err := r.Get(ctx, req.NamespacedName, signer); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.keys.release(r.kind.name + "/" + req.Namespace + "/" + req.Name)
+			forgetSignerMetrics(r.kind.name, req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -108,6 +109,7 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		r.Recorder.Eventf(signer, nil, eventType, readiness.reason, "Sign", "%s", readiness.message)
 	}
+	recordSignerMetrics(r.kind.name, req.NamespacedName, next.Conditions)
 	if equality.Semantic.DeepEqual(status, next) {
 		return ctrl.Result{}, nil
 	}
