@@ -57,6 +57,8 @@ func main() {
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to confine the operator to; empty means every namespace.")
 	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
+	var metricsCertFlags metricsCert
+	metricsCertFlags.bindFlags(flag.CommandLine)
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -75,6 +77,11 @@ func main() {
 		BindAddress:   metricsAddr,
 		SecureServing: secureMetrics,
 		TLSOpts:       tlsOpts,
+	}
+	metricsCertWatcher, err := metricsCertFlags.apply(&metricsOptions)
+	if err != nil {
+		setupLog.Error(err, "unable to load the metrics certificate")
+		os.Exit(1)
 	}
 	if secureMetrics {
 		// Only authenticated and authorized clients (see config/rbac/metrics_reader_role.yaml) may read metrics.
@@ -102,6 +109,13 @@ func main() {
 	if err != nil {
 		setupLog.Error(err, "unable to start manager")
 		os.Exit(1)
+	}
+
+	if metricsCertWatcher != nil {
+		if err := mgr.Add(metricsCertWatcher); err != nil {
+			setupLog.Error(err, "unable to watch the metrics certificate")
+			os.Exit(1)
+		}
 	}
 
 	if err := (&controllers.DatasetteTokenReconciler{
