@@ -141,8 +141,8 @@ func TestEveryToggleOn(t *testing.T) {
 	}
 	objs := render(t, loadChart(t), vals)
 	assertKinds(t, objs, map[string]int{
-		"ServiceAccount": 1, "ClusterRole": 3 + tenantRoleCount(t), "ClusterRoleBinding": 3, "Role": 3, "RoleBinding": 3,
-		"Service": 1, "Deployment": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "ConfigMap": 1,
+		"ServiceAccount": 2, "ClusterRole": 3 + tenantRoleCount(t), "ClusterRoleBinding": 4, "Role": 3, "RoleBinding": 3,
+		"Service": 1, "Deployment": 1, "ServiceMonitor": 1, "Secret": 1, "PrometheusRule": 1, "ConfigMap": 1,
 		"PodDisruptionBudget": 1, "NetworkPolicy": 1, "CustomResourceDefinition": crdCount(t),
 	})
 
