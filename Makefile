@@ -108,8 +108,20 @@ docker-push: ## Push the manager image.
 IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
 comma := ,
 
+SBOM = dist/manager.sbom.cdx.json
+
+.PHONY: sbom
+sbom: cyclonedx-gomod ## Write dist/manager.sbom.cdx.json: a CycloneDX SBOM of the manager's module graph (as the image builds it).
+	@mkdir -p dist
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(CYCLONEDX_GOMOD) app -json -std -licenses -noserial -notimestamp \
+	  -main cmd/manager -output $(SBOM) .
+
+.PHONY: sbom-check
+sbom-check: sbom ## CI: make sbom, and check the SBOM is the manager's module graph.
+	DATASETTE_TOKEN_REQUIRE_SBOM=1 go test ./test/sbom -count=1
+
 .PHONY: image
-image: ## Build dist/manager-image.tar (IMG, amd64 and arm64) without a container daemon, and check it.
+image: sbom ## Build dist/manager-image.tar (IMG, amd64 and arm64) without a container daemon, and check it; its annotations record the SBOM's digest.
 	@rm -rf dist/bin
 	@for p in $(subst $(comma), ,$(IMAGE_PLATFORMS)); do \
 	  for b in manager datasette-token; do \
@@ -119,7 +131,7 @@ image: ## Build dist/manager-image.tar (IMG, amd64 and arm64) without a containe
 	  done; \
 	done
 	go run ./hack/image --bin-dir dist/bin --platforms $(IMAGE_PLATFORMS) --ref $(IMG) \
-	  --version $(VERSION) --revision $(COMMIT) --created $(DATE) --out dist/manager-image.tar
+	  --version $(VERSION) --revision $(COMMIT) --created $(DATE) --sbom $(SBOM) --out dist/manager-image.tar
 	go test ./hack/image -run '^TestRealImage$$' -count=1
 	@ls -l dist/manager-image.tar
 
@@ -225,12 +237,16 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT = $(LOCALBIN)/golangci-lint
 HELM ?= $(LOCALBIN)/helm
 PROMTOOL ?= $(LOCALBIN)/promtool
+CYCLONEDX_GOMOD ?= $(LOCALBIN)/cyclonedx-gomod
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
 
 ## Tool Versions
 KUSTOMIZE_VERSION ?= v5.8.1
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= v3.22.0
+CYCLONEDX_GOMOD_VERSION ?= v1.10.0
+CRD_REF_DOCS_VERSION ?= v0.3.0
 ## promtool is versioned as the Go module github.com/prometheus/prometheus: v0.316.0 is Prometheus v3.16.0.
 PROMTOOL_VERSION ?= v0.316.0
 
@@ -262,6 +278,16 @@ $(HELM): $(LOCALBIN)
 promtool: $(PROMTOOL) ## Build promtool into bin/.
 $(PROMTOOL): $(LOCALBIN)
 	$(call go-install-tool,$(PROMTOOL),github.com/prometheus/prometheus/cmd/promtool,$(PROMTOOL_VERSION))
+
+.PHONY: cyclonedx-gomod
+cyclonedx-gomod: $(CYCLONEDX_GOMOD) ## Build cyclonedx-gomod into bin/.
+$(CYCLONEDX_GOMOD): $(LOCALBIN)
+	$(call go-install-tool,$(CYCLONEDX_GOMOD),github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod,$(CYCLONEDX_GOMOD_VERSION))
+
+.PHONY: crd-ref-docs
+crd-ref-docs: $(CRD_REF_DOCS) ## Build crd-ref-docs into bin/.
+$(CRD_REF_DOCS): $(LOCALBIN)
+	$(call go-install-tool,$(CRD_REF_DOCS),github.com/elastic/crd-ref-docs,$(CRD_REF_DOCS_VERSION))
 
 # go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
 # $1 - target path with name of binary
