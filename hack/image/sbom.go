@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,9 @@ const (
 	// maxSBOMSize bounds the file read.
 	maxSBOMSize = 64 << 20
 )
+
+// errNotCycloneDX is wrapped by readSBOM's error for a file that is not a CycloneDX JSON document.
+var errNotCycloneDX = errors.New("not a CycloneDX JSON document")
 
 // sbomRecord is what the annotations say of an SBOM.
 type sbomRecord struct {
@@ -42,7 +46,7 @@ func readSBOM(path string) (sbomRecord, error) {
 		SpecVersion string `json:"specVersion"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil || doc.BOMFormat != "CycloneDX" || doc.SpecVersion == "" {
-		return sbomRecord{}, fmt.Errorf("--sbom %s is not a CycloneDX JSON document (bomFormat %q, %v)", path, doc.BOMFormat, err)
+		return sbomRecord{}, fmt.Errorf("--sbom %s is not a CycloneDX JSON document (bomFormat %q): %w", path, doc.BOMFormat, errors.Join(err, errNotCycloneDX))
 	}
 	sum := sha256.Sum256(data)
 	return sbomRecord{digest: "sha256:" + hex.EncodeToString(sum[:]), format: "CycloneDX-" + doc.SpecVersion + "+json"}, nil

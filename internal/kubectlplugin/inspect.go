@@ -94,7 +94,7 @@ func (o *InspectOptions) Complete(args []string) error {
 	}
 	o.Namespace = ns
 	if o.SecretFile != "" {
-		var r io.Reader = o.In
+		r := o.In
 		if o.SecretFile != "-" {
 			f, err := os.Open(o.SecretFile)
 			if err != nil {
@@ -119,7 +119,7 @@ func (o *InspectOptions) Complete(args []string) error {
 
 // Validate checks the output format and the key.
 func (o *InspectOptions) Validate() error {
-	if o.Output != "" && o.Output != "json" {
+	if o.Output != "" && o.Output != outputJSON {
 		return fmt.Errorf("-o %q: want json", o.Output)
 	}
 	if o.SecretFile != "" && len(o.secret) == 0 {
@@ -147,12 +147,12 @@ func (o *InspectOptions) Run(ctx context.Context) error {
 	}
 	token := string(s.Data[tokenKey])
 	if token == "" {
-		return fmt.Errorf("Secret %s/%s holds no %q key: the operator has not issued the token", o.Namespace, secretName, tokenKey)
+		return fmt.Errorf("the token's Secret %s/%s holds no %q key: the operator has not issued the token", o.Namespace, secretName, tokenKey)
 	}
 	d, err := dstoken.Decode(token)
 	if err != nil {
 		// The decoder's errors quote no part of the token.
-		return fmt.Errorf("Secret %s/%s does not hold a Datasette token: %w", o.Namespace, secretName, err)
+		return fmt.Errorf("the token's Secret %s/%s does not hold a Datasette token: %w", o.Namespace, secretName, err)
 	}
 	in := Inspection{
 		Namespace: o.Namespace, Name: o.Name, Secret: secretName,
@@ -178,7 +178,7 @@ func (o *InspectOptions) Run(ctx context.Context) error {
 }
 
 func (o *InspectOptions) print(in Inspection) error {
-	if o.Output == "json" {
+	if o.Output == outputJSON {
 		if !json.Valid(in.Payload) {
 			in.Payload = nil
 		}
@@ -210,7 +210,8 @@ func (o *InspectOptions) print(in Inspection) error {
 	if in.Restricted {
 		restricted = "yes"
 	}
-	_, err = fmt.Fprintf(o.Out, "Token:       %s/%s\nSecret:      %s/%s (key %q)\nActor:       %s\nIssued:      %s\nExpires:     %s\nRestricted:  %s\nSignature:   %s\nPayload:\n%s\n",
+	_, err = fmt.Fprintf(o.Out, "Token:       %s/%s\nSecret:      %s/%s (key %q)\nActor:       %s\n"+
+		"Issued:      %s\nExpires:     %s\nRestricted:  %s\nSignature:   %s\nPayload:\n%s\n",
 		clean(in.Namespace, 63), clean(in.Name, 253), clean(in.Namespace, 63), clean(in.Secret, 253), tokenKey,
 		clean(in.Actor, 200), when(in.IssuedAt, "-"), when(in.ExpiresAt, "never"), restricted, clean(verified, 300),
 		indent(cleanBlock(payload, 400), "  "))

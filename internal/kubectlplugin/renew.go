@@ -139,7 +139,9 @@ func (o *RenewOptions) Run(ctx context.Context) error {
 			continue
 		}
 		requested = append(requested, k)
-		fmt.Fprintf(o.Out, "datasettetoken %s renewal requested\n", k)
+		if _, err := fmt.Fprintf(o.Out, "datasettetoken %s renewal requested\n", k); err != nil {
+			return err
+		}
 	}
 	if o.Wait {
 		errs = append(errs, o.wait(ctx, requested, value)...)
@@ -167,7 +169,7 @@ func (o *RenewOptions) wait(ctx context.Context, keys []types.NamespacedName, va
 			last[k] = &t
 			if t.Status.LastRenewRequest == value {
 				delete(pending, k)
-				fmt.Fprintf(o.Out, "datasettetoken %s re-minted: issued %s, renews %s, expires %s\n", k,
+				_, _ = fmt.Fprintf(o.Out, "datasettetoken %s re-minted: issued %s, renews %s, expires %s\n", k,
 					relative(t.Status.IssuedAt, o.now()), relative(t.Status.RenewalTime, o.now()), relative(t.Status.ExpiresAt, o.now()))
 			}
 		}

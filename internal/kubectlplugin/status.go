@@ -18,6 +18,13 @@ import (
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 )
 
+// Output formats (-o).
+const (
+	outputWide = "wide"
+	outputJSON = "json"
+	outputYAML = "yaml"
+)
+
 // StatusOptions are `kubectl datasette status`'s inputs.
 type StatusOptions struct {
 	// Names are the tokens to show; none means every token in scope.
@@ -57,7 +64,7 @@ func newStatusCommand(f *clientFactory, streams genericiooptions.IOStreams) *cob
 	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "Show tokens in every namespace.")
 	cmd.Flags().StringVarP(&o.Selector, "selector", "l", "", "Only tokens whose labels match this selector.")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Output format: wide, json or yaml (default: a table).")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"wide", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{outputWide, outputJSON, outputYAML}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -78,7 +85,7 @@ func (o *StatusOptions) Complete(args []string) error {
 // Validate rejects contradictory flags.
 func (o *StatusOptions) Validate() error {
 	switch o.Output {
-	case "", "wide", "json", "yaml":
+	case "", outputWide, outputJSON, outputYAML:
 	default:
 		return fmt.Errorf("-o %q: want wide, json or yaml", o.Output)
 	}
@@ -122,7 +129,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 
 func (o *StatusOptions) print(tokens []datasettev1alpha1.DatasetteToken) error {
 	switch o.Output {
-	case "json", "yaml":
+	case outputJSON, outputYAML:
 		list := datasettev1alpha1.DatasetteTokenList{Items: tokens}
 		list.APIVersion, list.Kind = datasettev1alpha1.GroupVersion.String(), "DatasetteTokenList"
 		for i := range list.Items {
@@ -131,7 +138,7 @@ func (o *StatusOptions) print(tokens []datasettev1alpha1.DatasetteToken) error {
 		}
 		var out []byte
 		var err error
-		if o.Output == "json" {
+		if o.Output == outputJSON {
 			out, err = json.MarshalIndent(list, "", "    ")
 			out = append(out, '\n')
 		} else {
@@ -151,7 +158,7 @@ func (o *StatusOptions) print(tokens []datasettev1alpha1.DatasetteToken) error {
 		_, err := fmt.Fprintf(o.ErrOut, "No DatasetteTokens found in %s namespace.\n", o.Namespace)
 		return err
 	}
-	return writeTable(o.Out, tokens, o.AllNamespaces, o.Output == "wide", o.now())
+	return writeTable(o.Out, tokens, o.AllNamespaces, o.Output == outputWide, o.now())
 }
 
 // writeTable prints tokens as kubectl prints resources.
@@ -164,7 +171,9 @@ func writeTable(out io.Writer, tokens []datasettev1alpha1.DatasetteToken, withNa
 	if wide {
 		header += "\tSECRET\tMESSAGE"
 	}
-	fmt.Fprintln(w, header)
+	if _, err := fmt.Fprintln(w, header); err != nil {
+		return err
+	}
 	for i := range tokens {
 		t := &tokens[i]
 		ready, reason, message := "Unknown", "-", ""
@@ -184,7 +193,9 @@ func writeTable(out io.Writer, tokens []datasettev1alpha1.DatasetteToken, withNa
 			}
 			row += "\t" + clean(secret, 253) + "\t" + clean(message, 200)
 		}
-		fmt.Fprintln(w, row)
+		if _, err := fmt.Fprintln(w, row); err != nil {
+			return err
+		}
 	}
 	return w.Flush()
 }
