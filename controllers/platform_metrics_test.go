@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -121,4 +123,56 @@ func seriesWith(t *testing.T, metric, label string) int {
 		}
 	}
 	return n
+}
+
+// TestSignerMetricsFromReconciles: with the operator running against a real API server, a
+// DatasetteSigner's readiness series follow its status (SecretNotFound, then Ready), the tokens
+// naming it are counted, a token's renewal time is published, and deleting the signer drops its
+// readiness series.
+func TestSignerMetricsFromReconciles(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	startManager(t, ns)
+	signer := &datasettev1alpha1.DatasetteSigner{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "metrics"},
+		Spec:       datasettev1alpha1.DatasetteSignerSpec{SecretRef: datasettev1alpha1.SecretKeyRef{Name: "metrics-key"}},
+	}
+	create(t, signer)
+	for _, name := range []string{"one", "two"} {
+		tok := newToken(ns, name, "bot")
+		tok.Spec.SigningSecretRef = nil
+		tok.Spec.SignerRef = &datasettev1alpha1.SignerReference{Kind: datasettev1alpha1.DatasetteSignerKind, Name: "metrics"}
+		tok.Spec.ExpiresAfter = &metav1.Duration{Duration: 24 * time.Hour}
+		create(t, tok)
+	}
+	reason := func(r string) func() int {
+		return func() int {
+			return seriesWith(t, "datasette_signer_ready_reason", `namespace="`+ns+`",reason="`+r+`"`)
+		}
+	}
+	NewWithT(t).Eventually(reason(ReasonSecretNotFound), eventually, poll).Should(Equal(1))
+	NewWithT(t).Eventually(func() float64 {
+		return testutil.ToFloat64(signerTokens.WithLabelValues(datasettev1alpha1.DatasetteSignerKind, ns, "metrics"))
+	}, eventually, poll).Should(Equal(2.0))
+
+	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "metrics-key"}, Data: map[string][]byte{defaultSigningKey: []byte("k")}})
+	NewWithT(t).Eventually(reason(ReasonSignerReady), eventually, poll).Should(Equal(1))
+	if n := reason(ReasonSecretNotFound)(); n != 0 {
+		t.Errorf("the old reason series stayed (%d)", n)
+	}
+	if got := testutil.ToFloat64(signerReady.WithLabelValues(datasettev1alpha1.DatasetteSignerKind, ns, "metrics")); got != 1 {
+		t.Errorf("datasette_signer_ready %v, want 1", got)
+	}
+	tok := waitReason(t, types.NamespacedName{Namespace: ns, Name: "one"}, ReasonIssued)
+	if tok.Status.RenewalTime == nil {
+		t.Fatal("an issued token has no renewal time")
+	}
+	NewWithT(t).Eventually(func() float64 {
+		return testutil.ToFloat64(tokenRenewal.WithLabelValues(ns, "one"))
+	}, eventually, poll).Should(Equal(float64(tok.Status.RenewalTime.Unix())))
+
+	NewWithT(t).Expect(k8sClient.Delete(ctx, signer)).To(Succeed())
+	NewWithT(t).Eventually(func() int {
+		return seriesWith(t, "datasette_signer_ready", `namespace="`+ns+`"`) + reason(ReasonSignerReady)()
+	}, eventually, poll).Should(Equal(0))
 }
