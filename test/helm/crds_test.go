@@ -3,8 +3,11 @@ package helm
 import (
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -97,4 +100,30 @@ func TestCRDToggles(t *testing.T) {
 func crdCount(t *testing.T) int {
 	t.Helper()
 	return len(baseCRDs(t))
+}
+
+// TestNotesFollowCRDValues: the install notes say what helm uninstall will do to the CRDs.
+func TestNotesFollowCRDValues(t *testing.T) {
+	for _, tc := range []struct {
+		vals map[string]any
+		want string
+	}{
+		{nil, "helm uninstall leaves them"},
+		{map[string]any{"crds": map[string]any{"keep": false}}, "helm uninstall DELETES them"},
+		{map[string]any{"crds": map[string]any{"enabled": false}}, "apply the CRDs yourself"},
+	} {
+		c := loadChart(t)
+		rv, err := chartutil.ToRenderValues(c, tc.vals, chartutil.ReleaseOptions{Name: release, Namespace: namespace, IsInstall: true}, chartutil.DefaultCapabilities)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := engine.Render(c, rv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		notes := files["datasette-token-operator/templates/NOTES.txt"]
+		if !strings.Contains(notes, tc.want) {
+			t.Errorf("%v: NOTES lack %q:\n%s", tc.vals, tc.want, notes)
+		}
+	}
 }
