@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -420,5 +421,38 @@ func TestValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error with %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestActsWithTheUsersRights: the plugin uses the caller's credentials (here --as, kubectl's
+// impersonation flag): a user who may only read DatasetteTokens sees the status, and is refused
+// renew (no patch) and inspect (no Secret read) with the API server's "forbidden".
+func TestActsWithTheUsersRights(t *testing.T) {
+	requireEnvtest(t)
+	ns := setup(t, "guarded")
+	ctx := context.Background()
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "token-reader"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"datasette.io"}, Resources: []string{"datasettetokens"}, Verbs: []string{"get", "list"}}},
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "token-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "token-reader"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "reader"}},
+	}
+	for _, o := range []client.Object{role, binding} {
+		if err := admin.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _, err := run(t, "", "status", "-n", ns, "--as", "reader")
+	if err != nil || !strings.Contains(out, "guarded") {
+		t.Errorf("status as a reader: %v\n%s", err, out)
+	}
+	if _, _, err := run(t, "", "renew", "guarded", "-n", ns, "--as", "reader"); err == nil || !strings.Contains(err.Error(), "forbidden") {
+		t.Errorf("renew as a reader: %v, want forbidden", err)
+	}
+	if _, _, err := run(t, "", "inspect", "guarded", "-n", ns, "--as", "reader"); err == nil || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "Secret "+ns+"/guarded") {
+		t.Errorf("inspect as a reader: %v, want forbidden on the Secret", err)
 	}
 }
