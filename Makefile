@@ -88,9 +88,10 @@ BENCH_ARGS ?=
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build bin/manager and bin/datasette-token.
+build: manifests generate fmt vet ## Build bin/manager, bin/datasette-token and bin/kubectl-datasette (the kubectl plugin).
 	go build -ldflags "$(LDFLAGS)" -o bin/manager ./cmd/manager
 	go build -ldflags "$(LDFLAGS)" -o bin/datasette-token ./cmd/datasette-token
+	go build -ldflags "$(LDFLAGS)" -o bin/kubectl-datasette ./cmd/kubectl-datasette
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the controller from your host against the cluster in KUBECONFIG.
@@ -107,8 +108,33 @@ docker-push: ## Push the manager image.
 IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
 comma := ,
 
+SBOM = dist/manager.sbom.cdx.json
+
+.PHONY: api-docs
+api-docs: crd-ref-docs ## Generate docs/api.md, the API reference, from the Go types in api/ (re-run after changing them).
+	$(CRD_REF_DOCS) --source-path=./api --config=hack/crd-ref-docs/config.yaml --renderer=markdown \
+	  --output-mode=single --output-path=docs/api.md --log-level=ERROR
+
+.PHONY: api-docs-check
+api-docs-check: api-docs ## CI: fail when docs/api.md is not what make api-docs writes from the current types.
+	@git diff --exit-code -- docs/api.md || { echo "docs/api.md is stale: run make api-docs and commit it" >&2; exit 1; }
+
+.PHONY: sbom
+sbom: cyclonedx-gomod ## Write dist/manager.sbom.cdx.json: a CycloneDX SBOM of the manager's module graph at HEAD (as the image builds it).
+	@mkdir -p dist
+	@git diff --quiet HEAD -- go.mod go.sum || echo "sbom: go.mod or go.sum has uncommitted changes; the SBOM describes HEAD" >&2
+	@# From a shallow clone of HEAD: cyclonedx-gomod reads the version from git and cannot read a worktree's.
+	src=$$(mktemp -d) && trap 'rm -rf "$$src"' EXIT && git clone -q --depth 1 "file://$(CURDIR)" "$$src" && \
+	  (cd "$$src" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(CYCLONEDX_GOMOD) app -json -std -licenses -noserial -notimestamp \
+	    -main cmd/manager -output "$(CURDIR)/$(SBOM)" .)
+	@ls -l $(SBOM)
+
+.PHONY: sbom-check
+sbom-check: sbom ## CI: make sbom, and check the SBOM is the manager's module graph.
+	DATASETTE_TOKEN_REQUIRE_SBOM=1 go test ./test/sbom -count=1
+
 .PHONY: image
-image: ## Build dist/manager-image.tar (IMG, amd64 and arm64) without a container daemon, and check it.
+image: sbom ## Build dist/manager-image.tar (IMG, amd64 and arm64) without a container daemon, and check it; its annotations record the SBOM's digest.
 	@rm -rf dist/bin
 	@for p in $(subst $(comma), ,$(IMAGE_PLATFORMS)); do \
 	  for b in manager datasette-token; do \
@@ -118,7 +144,7 @@ image: ## Build dist/manager-image.tar (IMG, amd64 and arm64) without a containe
 	  done; \
 	done
 	go run ./hack/image --bin-dir dist/bin --platforms $(IMAGE_PLATFORMS) --ref $(IMG) \
-	  --version $(VERSION) --revision $(COMMIT) --created $(DATE) --out dist/manager-image.tar
+	  --version $(VERSION) --revision $(COMMIT) --created $(DATE) --sbom $(SBOM) --out dist/manager-image.tar
 	go test ./hack/image -run '^TestRealImage$$' -count=1
 	@ls -l dist/manager-image.tar
 
@@ -142,15 +168,19 @@ build-installer: manifests generate kustomize ## Write dist/install.yaml for IMG
 CHART = charts/datasette-token-operator
 
 .PHONY: helm-crds
-helm-crds: manifests ## Copy config/crd/bases into the chart's crds/ (a test checks they are identical).
-	rm -f $(CHART)/crds/*.yaml
-	cp config/crd/bases/*.yaml $(CHART)/crds/
+helm-crds: manifests ## Copy config/crd/bases into the chart's files/crds/, which templates/crds.yaml renders (a test checks they are identical).
+	mkdir -p $(CHART)/files/crds
+	rm -f $(CHART)/files/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/files/crds/
 
 .PHONY: helm-files
-helm-files: manifests ## Copy the CRDs, ClusterRole rules, alerts and dashboard into the chart, and the alerts into the PrometheusRule.
+helm-files: manifests ## Copy the CRDs, ClusterRole rules, tenant roles, alerts and dashboard into the chart, and the alerts into the PrometheusRule.
 	$(MAKE) helm-crds
 	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
 	cp config/rbac/admission_policy.yaml $(CHART)/files/admission-policy.yaml
+	mkdir -p $(CHART)/files/tenant-roles
+	rm -f $(CHART)/files/tenant-roles/*.yaml
+	cp config/rbac/datasettetoken_*_role.yaml config/rbac/datasettesigner_*_role.yaml $(CHART)/files/tenant-roles/
 	cp config/prometheus/alerts.yaml $(CHART)/files/alerts.yaml
 	cp config/grafana/dashboard.json $(CHART)/files/dashboard.json
 	{ sed -n '1,/^spec:$$/p' config/prometheus/prometheusrule.yaml; \
@@ -221,12 +251,16 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT = $(LOCALBIN)/golangci-lint
 HELM ?= $(LOCALBIN)/helm
 PROMTOOL ?= $(LOCALBIN)/promtool
+CYCLONEDX_GOMOD ?= $(LOCALBIN)/cyclonedx-gomod
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
 
 ## Tool Versions
 KUSTOMIZE_VERSION ?= v5.8.1
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= v3.22.0
+CYCLONEDX_GOMOD_VERSION ?= v1.10.0
+CRD_REF_DOCS_VERSION ?= v0.3.0
 ## promtool is versioned as the Go module github.com/prometheus/prometheus: v0.316.0 is Prometheus v3.16.0.
 PROMTOOL_VERSION ?= v0.316.0
 
@@ -258,6 +292,16 @@ $(HELM): $(LOCALBIN)
 promtool: $(PROMTOOL) ## Build promtool into bin/.
 $(PROMTOOL): $(LOCALBIN)
 	$(call go-install-tool,$(PROMTOOL),github.com/prometheus/prometheus/cmd/promtool,$(PROMTOOL_VERSION))
+
+.PHONY: cyclonedx-gomod
+cyclonedx-gomod: $(CYCLONEDX_GOMOD) ## Build cyclonedx-gomod into bin/.
+$(CYCLONEDX_GOMOD): $(LOCALBIN)
+	$(call go-install-tool,$(CYCLONEDX_GOMOD),github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod,$(CYCLONEDX_GOMOD_VERSION))
+
+.PHONY: crd-ref-docs
+crd-ref-docs: $(CRD_REF_DOCS) ## Build crd-ref-docs into bin/.
+$(CRD_REF_DOCS): $(LOCALBIN)
+	$(call go-install-tool,$(CRD_REF_DOCS),github.com/elastic/crd-ref-docs,$(CRD_REF_DOCS_VERSION))
 
 # go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
 # $1 - target path with name of binary

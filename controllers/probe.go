@@ -229,7 +229,7 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 	if settings.Probe == nil {
 		next.Instance = nil
 		meta.RemoveStatusCondition(&next.Conditions, ConditionInstanceVerified)
-		forgetSignerMetrics(r.kind.name, signer.GetNamespace(), signer.GetName())
+		forgetInstanceMetrics(r.kind.name, signer.GetNamespace(), signer.GetName())
 		return 0
 	}
 	if signer.GetNamespace() != "" && !r.probes.allowNamespaced {
@@ -265,7 +265,7 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 		r.Recorder.Eventf(signer, nil, corev1.EventTypeWarning, "RotationTimedOut", "Probe",
 			"the instance did not accept the new key in time: tokens are re-minted with it anyway")
 	}
-	recordSignerMetrics(r.kind.name, signer.GetNamespace(), signer.GetName(), d.condition.Reason, next.Instance.Version)
+	recordInstanceMetrics(r.kind.name, signer.GetNamespace(), signer.GetName(), d.condition.Reason, next.Instance.Version)
 	return d.requeueAfter
 }
 

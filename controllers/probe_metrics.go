@@ -7,9 +7,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
-// signerLabels name a signer's series.
-var signerLabels = []string{"kind", "namespace", "name"}
-
 // Metrics of signers' probes. They carry names, reasons and releases, never a key or a token.
 var (
 	signerInstanceVerified = prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -31,8 +28,8 @@ func init() {
 	metrics.Registry.MustRegister(signerInstanceVerified, signerInstanceInfo)
 }
 
-// recordSignerMetrics publishes a signer's InstanceVerified reason and its instance's release.
-func recordSignerMetrics(kind, namespace, name, reason, version string) {
+// recordInstanceMetrics publishes a signer's InstanceVerified reason and its instance's release.
+func recordInstanceMetrics(kind, namespace, name, reason, version string) {
 	key := kind + "/" + namespace + "/" + name
 	if before, ok := signerSeries.Swap(key, [2]string{reason, version}); ok {
 		b := before.([2]string)
@@ -53,8 +50,8 @@ func recordSignerMetrics(kind, namespace, name, reason, version string) {
 	}
 }
 
-// forgetSignerMetrics drops the series of a signer that is gone or probes no more.
-func forgetSignerMetrics(kind, namespace, name string) {
+// forgetInstanceMetrics drops the series of a signer that is gone or probes no more.
+func forgetInstanceMetrics(kind, namespace, name string) {
 	if before, ok := signerSeries.LoadAndDelete(kind + "/" + namespace + "/" + name); ok {
 		b := before.([2]string)
 		signerInstanceVerified.DeleteLabelValues(kind, namespace, name, b[0])

@@ -98,7 +98,8 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err := r.Get(ctx, req.NamespacedName, signer); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.keys.release(r.kind.name + "/" + req.Namespace + "/" + req.Name)
-			forgetSignerMetrics(r.kind.name, req.Namespace, req.Name)
+			forgetSignerMetrics(r.kind.name, req.NamespacedName)
+			forgetInstanceMetrics(r.kind.name, req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -125,6 +126,7 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 	result := ctrl.Result{RequeueAfter: r.probeInstance(ctx, signer, key, next)}
+	recordSignerMetrics(r.kind.name, req.NamespacedName, next.Conditions)
 	if equality.Semantic.DeepEqual(status, next) {
 		return result, nil
 	}

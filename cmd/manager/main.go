@@ -75,6 +75,8 @@ func main() {
 		"The most bytes of signing keys the operator holds from one Secret; a key beyond it is not held and its tokens report why.")
 	flag.Int64Var(&keyCacheBytes, "key-cache-bytes", controllers.DefaultKeyCacheBytes,
 		"The most bytes of signing keys the operator holds in all; a key beyond it is not held and its tokens report why.")
+	var metricsCertFlags metricsCert
+	metricsCertFlags.bindFlags(flag.CommandLine)
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -93,6 +95,11 @@ func main() {
 		BindAddress:   metricsAddr,
 		SecureServing: secureMetrics,
 		TLSOpts:       tlsOpts,
+	}
+	metricsCertWatcher, err := metricsCertFlags.apply(&metricsOptions)
+	if err != nil {
+		setupLog.Error(err, "unable to load the metrics certificate")
+		os.Exit(1)
 	}
 	if secureMetrics {
 		// Only authenticated and authorized clients (see config/rbac/metrics_reader_role.yaml) may read metrics.
@@ -120,6 +127,13 @@ func main() {
 	if err != nil {
 		setupLog.Error(err, "unable to start manager")
 		os.Exit(1)
+	}
+
+	if metricsCertWatcher != nil {
+		if err := mgr.Add(metricsCertWatcher); err != nil {
+			setupLog.Error(err, "unable to watch the metrics certificate")
+			os.Exit(1)
+		}
 	}
 
 	if err := (&controllers.DatasetteTokenReconciler{

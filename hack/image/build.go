@@ -41,6 +41,8 @@ type options struct {
 	created   time.Time
 	source    string
 	out       string
+	// sbom, when set, is recorded in the annotations.
+	sbom sbomRecord
 }
 
 func parsePlatform(s string) (v1.Platform, error) {
@@ -53,14 +55,14 @@ func parsePlatform(s string) (v1.Platform, error) {
 
 // annotations are the OCI annotations (and image labels) every image and the index carry.
 func (o options) annotations() map[string]string {
-	return map[string]string{
+	return o.sbom.add(map[string]string{
 		"org.opencontainers.image.title":    title,
 		"org.opencontainers.image.version":  o.version,
 		"org.opencontainers.image.revision": o.revision,
 		"org.opencontainers.image.created":  o.created.UTC().Format(time.RFC3339),
 		"org.opencontainers.image.source":   o.source,
 		"org.opencontainers.image.licenses": licenses,
-	}
+	})
 }
 
 // buildIndex builds one image per platform and the index over them.

@@ -39,7 +39,15 @@ func main() {
 	flag.StringVar(&created, "created", "1970-01-01T00:00:00Z", "org.opencontainers.image.created (RFC 3339); also every file's time")
 	flag.StringVar(&o.source, "source", defaultSource, "org.opencontainers.image.source")
 	flag.StringVar(&o.out, "out", "dist/manager-image.tar", "the tar to write")
+	var sbom string
+	flag.StringVar(&sbom, "sbom", "", "a CycloneDX JSON SBOM whose digest the annotations record")
 	flag.Parse()
+	if sbom != "" {
+		var err error
+		if o.sbom, err = readSBOM(sbom); err != nil {
+			fail(err)
+		}
+	}
 
 	var err error
 	if o.created, err = time.Parse(time.RFC3339, created); err != nil {

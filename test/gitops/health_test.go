@@ -159,8 +159,8 @@ func TestArgoCDConfigMapCarriesTheScripts(t *testing.T) {
 			t.Errorf("argocd-cm.yaml %s differs from %s", key, scriptPath(kind))
 		}
 	}
-	if len(cm.Data) != 3 {
-		t.Errorf("argocd-cm.yaml has %d keys, want 3", len(cm.Data))
+	if len(cm.Data) != 4 {
+		t.Errorf("argocd-cm.yaml has %d keys, want 4 (three health checks, one actions)", len(cm.Data))
 	}
 }
 

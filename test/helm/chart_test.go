@@ -31,23 +31,24 @@ const (
 	fullname  = "dto-datasette-token-operator"
 )
 
-// TestCRDsMatchConfig checks the chart ships exactly config/crd/bases (make helm-crds copies them).
+// TestCRDsMatchConfig checks the chart ships exactly config/crd/bases (make helm-crds copies them
+// into files/crds/, which templates/crds.yaml renders).
 func TestCRDsMatchConfig(t *testing.T) {
 	want := readDir(t, filepath.Join(root, "config/crd/bases"))
-	got := readDir(t, filepath.Join(chartDir, "crds"))
+	got := readDir(t, filepath.Join(chartDir, "files/crds"))
 	if len(want) == 0 {
 		t.Fatal("config/crd/bases is empty")
 	}
 	for name, data := range want {
 		if g, ok := got[name]; !ok {
-			t.Errorf("crds/%s is missing: run make helm-crds", name)
+			t.Errorf("files/crds/%s is missing: run make helm-crds", name)
 		} else if !bytes.Equal(g, data) {
-			t.Errorf("crds/%s differs from config/crd/bases: run make helm-crds", name)
+			t.Errorf("files/crds/%s differs from config/crd/bases: run make helm-crds", name)
 		}
 	}
 	for name := range got {
 		if _, ok := want[name]; !ok {
-			t.Errorf("crds/%s is not in config/crd/bases: run make helm-crds", name)
+			t.Errorf("files/crds/%s is not in config/crd/bases: run make helm-crds", name)
 		}
 	}
 }
@@ -77,8 +78,9 @@ func TestChartFilesMatchSources(t *testing.T) {
 func TestDefaultRender(t *testing.T) {
 	objs := render(t, loadChart(t), nil)
 	assertKinds(t, objs, map[string]int{
-		"ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1,
-		"Service": 1, "Deployment": 1, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1,
+		"ServiceAccount": 1, "ClusterRole": 3 + tenantRoleCount(t), "ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1,
+		"Service": 1, "Deployment": 1, "CustomResourceDefinition": crdCount(t),
+		"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1,
 	})
 
 	var role rbacv1.ClusterRole
@@ -141,10 +143,10 @@ func TestEveryToggleOn(t *testing.T) {
 	}
 	objs := render(t, loadChart(t), vals)
 	assertKinds(t, objs, map[string]int{
-		"ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 3, "Role": 3, "RoleBinding": 3,
-		"Service": 1, "Deployment": 1, "ServiceMonitor": 1, "PrometheusRule": 1, "ConfigMap": 1,
+		"ServiceAccount": 2, "ClusterRole": 3 + tenantRoleCount(t), "ClusterRoleBinding": 4, "Role": 3, "RoleBinding": 3,
+		"Service": 1, "Deployment": 1, "ServiceMonitor": 1, "Secret": 1, "PrometheusRule": 1, "ConfigMap": 1,
 		"ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1,
-		"PodDisruptionBudget": 1, "NetworkPolicy": 1,
+		"PodDisruptionBudget": 1, "NetworkPolicy": 1, "CustomResourceDefinition": crdCount(t),
 	})
 
 	// Namespace-scoped: a Role in each watched namespace with every namespaced rule of
@@ -218,7 +220,7 @@ func TestEveryToggleOn(t *testing.T) {
 	decode(t, find(t, objs, "PodDisruptionBudget", namespace, fullname), &pdb)
 	var np networkingv1.NetworkPolicy
 	decode(t, find(t, objs, "NetworkPolicy", namespace, fullname), &np)
-	if len(np.Spec.Ingress) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != 8443 || len(np.Spec.Egress) != 1 {
+	if len(np.Spec.Ingress) != 1 || np.Spec.Ingress[0].Ports[0].Port.IntValue() != 8443 || len(np.Spec.Egress) != 2 {
 		t.Errorf("NetworkPolicy %+v", np.Spec)
 	}
 	var reader rbacv1.ClusterRoleBinding

@@ -126,7 +126,8 @@ func TestDashboardShape(t *testing.T) {
 			t.Errorf("no panel %q in %v", want, titles)
 		}
 	}
-	known := regexp.MustCompile(`^(datasette_token_(expiry_timestamp_seconds|issued_timestamp_seconds|ready|ready_reason|mints_total)|` +
+	known := regexp.MustCompile(`^(datasette_token_(expiry_timestamp_seconds|issued_timestamp_seconds|renewal_timestamp_seconds|ready|ready_reason|mints_total|operator_build_info)|` +
+		`datasette_signer_(ready|ready_reason|tokens)|` +
 		`controller_runtime_reconcile_(total|errors_total|time_seconds_bucket)|workqueue_depth|up)$`)
 	metric := regexp.MustCompile(`\b([a-z_]+)\{`)
 	for _, p := range d.Panels {
