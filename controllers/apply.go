@@ -107,6 +107,8 @@ func (r *DatasetteTokenReconciler) recordEvents(tok *datasettev1alpha1.Datasette
 		}
 	}
 	switch {
+	case summarized(p.mint) && r.summaries.add(summaryTargetOf(tok), p.mint, tok.Namespace, time.Now()):
+		// Told once for all the tokens of its signer or signing Secret (summary.go).
 	case p.mint != noMint:
 		note := truncate(fmt.Sprintf("%s (%s)", p.readiness.message, p.mint), maxNote)
 		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, mintEventReason(p.mint), "Mint", "%s", note)

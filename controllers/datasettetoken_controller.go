@@ -60,6 +60,8 @@ type DatasetteTokenReconciler struct {
 	// DatasetteTokens' status: their watch events wake nobody, and a reconcile that reads a cache
 	// not yet showing them waits for it instead of losing a race.
 	secretWrites, statusWrites writeLog
+	// summaries count the rotations and scheduled renewals not yet told (summary.go).
+	summaries mintSummaries
 }
 
 // +kubebuilder:rbac:groups=datasette.io,resources=datasettetokens,verbs=get;list;watch;patch

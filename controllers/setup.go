@@ -61,6 +61,9 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.secretMetadata = secretMetadata
 	r.keys = newKeyCache(secretMetadata, r.APIReader, r.Namespaces)
+	if err := mgr.Add(summaryEmitter{r: r}); err != nil {
+		return fmt.Errorf("adding the mint summary emitter: %w", err)
+	}
 	secretMeta := &metav1.PartialObjectMetadata{}
 	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 
