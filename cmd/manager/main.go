@@ -42,6 +42,7 @@ func main() {
 	var enableLeaderElection, secureMetrics, enableHTTP2, showVersion bool
 	var maxConcurrentReconciles int
 	var watchNamespaces string
+	var election leaderElection
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to confine the operator to; empty means every namespace.")
 	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
+	election.bindFlags(flag.CommandLine)
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -90,6 +92,10 @@ func main() {
 		}
 	}
 	setupLog.Info("starting", "version", version.String(), "watchNamespaces", namespaces, "maxConcurrentReconciles", maxConcurrentReconciles)
+	if err := election.validate(); err != nil {
+		setupLog.Error(err, "invalid leader election flags")
+		os.Exit(1)
+	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
@@ -98,6 +104,12 @@ func main() {
 		LeaderElection:         enableLeaderElection,
 		LeaderElectionID:       "datasette-token-operator.datasette.io",
 		Cache:                  cacheOptions,
+		// The lease is released when the manager stops, so that a standby need not wait for it to expire.
+		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionNamespace:       election.namespace,
+		LeaseDuration:                 &election.leaseDuration,
+		RenewDeadline:                 &election.renewDeadline,
+		RetryPeriod:                   &election.retryPeriod,
 	})
 	if err != nil {
 		setupLog.Error(err, "unable to start manager")
