@@ -49,6 +49,10 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 			p.renewRequest = tok.Status.LastRenewRequest
 		}
 	}
+	if p.mint != noMint {
+		// Counted once the Secret holds it: a failed status write below is retried, the mint is not.
+		tokenMints.WithLabelValues(string(p.mint)).Inc()
+	}
 	if p.token != "" && secretOwnership(in.staleSecret, tok) == secretOwned {
 		s := in.staleSecret
 		if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
@@ -73,9 +77,6 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 			return ctrl.Result{}, fmt.Errorf("updating the status of DatasetteToken %s/%s: %w", tok.Namespace, tok.Name, err)
 		}
 		r.statusWrites.record(tok, before)
-	}
-	if p.mint != noMint {
-		tokenMints.WithLabelValues(string(p.mint)).Inc()
 	}
 	recordTokenMetrics(tok)
 	return ctrl.Result{RequeueAfter: p.requeueAfter}, nil

@@ -45,7 +45,8 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := indexFields(mgr); err != nil {
 		return err
 	}
-	metadataOptions := cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), DefaultTransform: keepIdentityOnly}
+	metadataOptions := cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), DefaultTransform: keepIdentityOnly,
+		HTTPClient: mgr.GetHTTPClient()}
 	if len(r.Namespaces) > 0 {
 		metadataOptions.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range r.Namespaces {

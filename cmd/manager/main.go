@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -67,7 +68,9 @@ func main() {
 		return
 	}
 
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	logger := controllers.DemoteTransientErrors(zap.New(zap.UseFlagOptions(&opts)))
+	ctrl.SetLogger(logger)
+	klog.SetLogger(logger) // client-go's reflectors and event broadcaster log through klog too
 
 	var tlsOpts []func(*tls.Config)
 	if !enableHTTP2 {
