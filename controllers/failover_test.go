@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -14,12 +15,14 @@ import (
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
@@ -32,8 +35,22 @@ const (
 	failoverLease  = 4 * time.Second
 	failoverRenew  = 3 * time.Second
 	failoverRetry  = 250 * time.Millisecond
-	failoverTokens = 150
 )
+
+// failoverTokens is how many tokens the failover test rotates: 150, or FAILOVER_TOKENS
+// (make bench-failover runs 2 000).
+func failoverTokens(t *testing.T) int {
+	t.Helper()
+	v := os.Getenv("FAILOVER_TOKENS")
+	if v == "" {
+		return 150
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 10 || n > 20000 {
+		t.Fatalf("FAILOVER_TOKENS=%q: want a number from 10 to 20000", v)
+	}
+	return n
+}
 
 // buildManager builds cmd/manager into dir.
 func buildManager(t *testing.T, dir string) string {
@@ -166,21 +183,30 @@ func TestLeaderFailoverMidRotation(t *testing.T) {
 	bin, kubeconfig := buildManager(t, dir), writeKubeconfig(t, dir)
 	ns := newNamespace(t)
 	signing := signingSecret(t, ns, "datasette", "old-key")
+	n := failoverTokens(t)
 
 	leader := startManagerProcess(t, bin, kubeconfig, ns, filepath.Join(dir, "leader.log"))
 	g.Eventually(func() string { return leaseHolder(ns) }, eventually, poll).ShouldNot(BeEmpty())
 	first := leaseHolder(ns)
 	startManagerProcess(t, bin, kubeconfig, ns, filepath.Join(dir, "standby.log"))
 
-	keys := make([]types.NamespacedName, 0, failoverTokens)
-	for i := range failoverTokens {
+	keys := make([]types.NamespacedName, 0, n)
+	for i := range n {
 		tok := newToken(ns, fmt.Sprintf("tok-%03d", i), fmt.Sprintf("bot-%03d", i))
 		create(t, tok)
 		keys = append(keys, client.ObjectKeyFromObject(tok))
 	}
-	for _, key := range keys {
-		waitReason(t, key, ReasonIssued)
-	}
+	g.Eventually(func(g Gomega) {
+		var toks datasettev1alpha1.DatasetteTokenList
+		g.Expect(k8sClient.List(ctx, &toks, client.InNamespace(ns))).To(Succeed())
+		ready := 0
+		for _, tok := range toks.Items {
+			if c := meta.FindStatusCondition(tok.Status.Conditions, ConditionReady); c != nil && c.Reason == ReasonIssued {
+				ready++
+			}
+		}
+		g.Expect(ready).To(Equal(n))
+	}, 5*time.Minute, time.Second).Should(Succeed())
 	if holder := leaseHolder(ns); holder != first {
 		t.Fatalf("the lease moved from %s to %s before the test killed anyone", first, holder)
 	}
@@ -190,7 +216,7 @@ func TestLeaderFailoverMidRotation(t *testing.T) {
 	w := watchTokens(t, watchCtx, ns, "new-key")
 	signing.StringData = map[string]string{defaultSigningKey: "new-key"}
 	g.Expect(k8sClient.Update(ctx, signing)).To(Succeed())
-	g.Eventually(func() int { n, _ := w.count(); return n }, eventually, time.Millisecond).Should(BeNumerically(">=", failoverTokens/10))
+	g.Eventually(func() int { done, _ := w.count(); return done }, eventually, time.Millisecond).Should(BeNumerically(">=", n/10))
 	if err := leader.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -200,16 +226,16 @@ func TestLeaderFailoverMidRotation(t *testing.T) {
 	g.Eventually(func() string { return leaseHolder(ns) }, failoverLease+10*time.Second, 20*time.Millisecond).
 		ShouldNot(BeElementOf(first, ""))
 	takeover := time.Since(killed)
-	g.Eventually(func() int { n, _ := w.count(); return n }, eventually, poll).Should(Equal(failoverTokens))
+	g.Eventually(func() int { done, _ := w.count(); return done }, 5*time.Minute, poll).Should(Equal(n))
 	done := time.Since(killed)
 	time.Sleep(2 * time.Second) // any late second mint would show now
 	secrets, tokens := w.count()
 	t.Logf("failover: leader SIGKILLed with %d of %d tokens re-minted; the standby held the lease %s later (lease %s, renew %s, retry %s) and the rotation finished %s after the kill; %d tokens minted under the new key for %d Secrets",
-		atKill, failoverTokens, takeover.Round(time.Millisecond), failoverLease, failoverRenew, failoverRetry, done.Round(time.Millisecond), tokens, secrets)
+		atKill, n, takeover.Round(time.Millisecond), failoverLease, failoverRenew, failoverRetry, done.Round(time.Millisecond), tokens, secrets)
 	if bound := failoverLease + 2*time.Second; takeover > bound {
 		t.Errorf("the standby took the lease %s after the leader died, over %s", takeover, bound)
 	}
-	if atKill >= failoverTokens {
+	if atKill >= n {
 		t.Errorf("the leader had finished the rotation before it was killed: nothing was left to the standby")
 	}
 	if tokens != secrets {
