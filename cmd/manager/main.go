@@ -42,7 +42,7 @@ func main() {
 	var metricsAddr, probeAddr string
 	var enableLeaderElection, secureMetrics, enableHTTP2, showVersion bool
 	var maxConcurrentReconciles int
-	var watchNamespaces string
+	var watchNamespaces, pprofAddr string
 	var election leaderElection
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -60,6 +60,7 @@ func main() {
 		"Comma-separated namespaces to confine the operator to; empty means every namespace.")
 	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	election.bindFlags(flag.CommandLine)
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "The address Go's pprof endpoints bind to (e.g. 127.0.0.1:8082); 0 disables them.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -104,6 +105,7 @@ func main() {
 		Scheme:                 scheme,
 		Metrics:                metricsOptions,
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
 		LeaderElection:         enableLeaderElection,
 		LeaderElectionID:       "datasette-token-operator.datasette.io",
 		Cache:                  cacheOptions,

@@ -110,6 +110,7 @@ func (b *bench) measures() []measure {
 		compared("repair: 409 Conflict responses", "", o.repairRequests.code("409"), 0),
 		withNote(alone(`manager log: "Reconciler error" lines`, "", float64(sumValues(o.errorsLogged))), phaseCounts(o.errorsLogged)),
 	}
+	rows = append(rows, b.floorRows()...)
 	if !o.rss.settled || !o.rssUnrelated.settled {
 		b.notes = append(b.notes, "memory: the resident size had not settled within a minute; the last reading is shown")
 	}
@@ -344,4 +345,23 @@ func loadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(fields[:3], " ")
+}
+
+// floorRows compares the operator with the floor at each worker count and round, not only the best.
+func (b *bench) floorRows() []measure {
+	label := func(kind string, r floorRun) string {
+		round := ""
+		if b.cfg.floorRounds > 1 {
+			round = fmt.Sprintf(", round %d", r.round)
+		}
+		return fmt.Sprintf("%s vs floor at %d workers%s", kind, r.workers, round)
+	}
+	var rows []measure
+	for _, r := range b.floor.bursts {
+		rows = append(rows, compared(label("burst", r), "s", b.operator.burstReady.Seconds(), r.elapsed.Seconds()))
+	}
+	for _, r := range b.floor.rotations {
+		rows = append(rows, compared(label("rotation", r), "s", b.operator.rotation.Seconds(), r.elapsed.Seconds()))
+	}
+	return rows
 }
