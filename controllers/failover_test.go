@@ -32,9 +32,9 @@ const leaseName = "datasette-token-operator.datasette.io"
 // Leader election settings of the failover test: the standby must hold the lease within
 // failoverLease + 2 s of the leader's death.
 const (
-	failoverLease  = 4 * time.Second
-	failoverRenew  = 3 * time.Second
-	failoverRetry  = 250 * time.Millisecond
+	failoverLease = 4 * time.Second
+	failoverRenew = 3 * time.Second
+	failoverRetry = 250 * time.Millisecond
 )
 
 // failoverTokens is how many tokens the failover test rotates: 150, or FAILOVER_TOKENS

@@ -141,7 +141,7 @@ func TestAPIErrorStorm(t *testing.T) {
 	logMark := managerLogs.Len()
 	reconcilesBefore := reconcileTotal(t)
 	rotationsBefore := testutil.ToFloat64(tokenMints.WithLabelValues(string(mintRotation)))
-	startManager(t, ns, withFaults(t, faults), withMaxConcurrentReconciles(4))
+	startManager(t, ns, withFaults(t, faults), withMaxConcurrentReconciles(8))
 	faults.enabled.Store(true)
 	start := time.Now()
 	for i := range stormTokens {

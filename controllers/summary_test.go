@@ -109,20 +109,7 @@ func TestMintSummaries(t *testing.T) {
 		t.Fatalf("%d summaries due, want the signer's 2: %+v", len(got), got)
 	}
 	for _, sum := range got {
-		if sum.target != signer {
-			t.Errorf("summary of %+v due early", sum.target)
-		}
-		if sum.reason == mintRotation {
-			if sum.count != 20 || len(sum.namespaces) != maxSummaryNamespaces || !sum.moreNamespaces {
-				t.Errorf("signer rotation summary: %+v", sum)
-			}
-			if !strings.HasPrefix(sum.note(), "re-minted 20 tokens of DatasetteTokens signed with the previous key of this signer's Secret") ||
-				!strings.Contains(sum.note(), "and others") || sum.eventReason() != "TokensReminted" {
-				t.Errorf("note %q, reason %s", sum.note(), sum.eventReason())
-			}
-		} else if sum.note() != "renewed 1 token of DatasetteTokens at their renewal time, in namespace(s) b, over 0s" || sum.eventReason() != "TokensRenewed" {
-			t.Errorf("renewal note %q, reason %s", sum.note(), sum.eventReason())
-		}
+		checkSignerSummary(t, sum, signer)
 	}
 	got = s.due(t0.Add(4*time.Second), false)
 	if len(got) != 1 || got[0].count != 2000 || got[0].target != secret || len(got[0].namespaces) != 1 {
@@ -134,6 +121,12 @@ func TestMintSummaries(t *testing.T) {
 	if len(s.pending) != 0 {
 		t.Errorf("%d summaries left behind", len(s.pending))
 	}
+}
+
+func TestMintSummariesMaxAgeAndBound(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	secret := summaryTarget{kind: "Secret", namespace: "a", name: "datasette"}
+	var s mintSummaries
 
 	// Mints that keep coming are told after summaryMaxAge.
 	for i := range 11 {
@@ -165,5 +158,26 @@ func TestSummarized(t *testing.T) {
 		if summarized(reason) != want {
 			t.Errorf("summarized(%q) = %v, want %v", reason, !want, want)
 		}
+	}
+}
+
+// checkSignerSummary checks a summary of TestMintSummaries' signer.
+func checkSignerSummary(t *testing.T, sum summary, signer summaryTarget) {
+	t.Helper()
+	if sum.target != signer {
+		t.Errorf("summary of %+v due early", sum.target)
+	}
+	if sum.reason != mintRotation {
+		if sum.note() != "renewed 1 token of DatasetteTokens at their renewal time, in namespace(s) b, over 0s" || sum.eventReason() != "TokensRenewed" {
+			t.Errorf("renewal note %q, reason %s", sum.note(), sum.eventReason())
+		}
+		return
+	}
+	if sum.count != 20 || len(sum.namespaces) != maxSummaryNamespaces || !sum.moreNamespaces {
+		t.Errorf("signer rotation summary: %+v", sum)
+	}
+	if !strings.HasPrefix(sum.note(), "re-minted 20 tokens of DatasetteTokens signed with the previous key of this signer's Secret") ||
+		!strings.Contains(sum.note(), "and others") || sum.eventReason() != "TokensReminted" {
+		t.Errorf("note %q, reason %s", sum.note(), sum.eventReason())
 	}
 }

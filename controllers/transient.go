@@ -59,8 +59,8 @@ func (s demotingSink) Error(err error, msg string, keysAndValues ...any) {
 		s.LogSink.Error(err, msg, keysAndValues...)
 		return
 	}
-	if s.LogSink.Enabled(1) {
-		s.LogSink.Info(1, msg, append(keysAndValues, "error", err.Error(), "transient", true)...)
+	if s.Enabled(1) {
+		s.Info(1, msg, append(keysAndValues, "error", err.Error(), "transient", true)...)
 	}
 }
 

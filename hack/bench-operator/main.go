@@ -104,7 +104,8 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.repairs, "repairs", 50, "number of output Secrets deleted, one at a time, for the repair latency")
 	fs.IntVar(&cfg.workers, "workers", 32, "concurrent clients the harness creates objects with")
 	fs.StringVar(&floorWorkers, "floor-workers", "1,8,32", "worker counts the raw floor is measured with (the best is kept)")
-	fs.IntVar(&cfg.floorRounds, "floor-rounds", 2, "how many times the floor is measured at each worker count, the best kept: the first round runs on a control plane's cold start and is up to 2× slower")
+	fs.IntVar(&cfg.floorRounds, "floor-rounds", 2,
+		"how many times the floor is measured at each worker count, the best kept (on a shared machine one round can be 2× slower)")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the manager's CPU profile of the rotation to this file (the manager must have --pprof-bind-address)")
 	fs.IntVar(&cfg.cpuProfileSeconds, "cpuprofile-seconds", 15, "how long the rotation's CPU profile runs, from the key's change")
 	fs.IntVar(&cfg.maxConcurrent, "max-concurrent-reconciles", 0,
