@@ -98,7 +98,7 @@ func (r *DatasetteTokenReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		// Another writer was first; its change brings this token back. Nothing to log.
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
-	return retryTransient(ctx, result, err)
+	return result, err
 }
 
 func (r *DatasetteTokenReconciler) reconcile(ctx context.Context, tok *datasettev1alpha1.DatasetteToken) (ctrl.Result, error) {

@@ -95,7 +95,7 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	secret, keyName := r.kind.secretOf(signer)
 	key, err := r.keys.get(ctx, keyUser(r.kind.name, signer), secret, keyName)
 	if err != nil {
-		return retryTransient(ctx, ctrl.Result{}, err)
+		return ctrl.Result{}, err
 	}
 	status := r.kind.statusOf(signer)
 	next := status.DeepCopy()
@@ -116,7 +116,7 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		if isConflict(err) {
 			return ctrl.Result{RequeueAfter: conflictRetry}, nil
 		}
-		return retryTransient(ctx, ctrl.Result{}, fmt.Errorf("updating the status of %s %s: %w", r.kind.name, req.NamespacedName, err))
+		return ctrl.Result{}, fmt.Errorf("updating the status of %s %s: %w", r.kind.name, req.NamespacedName, err)
 	}
 	return ctrl.Result{}, nil
 }

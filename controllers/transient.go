@@ -7,8 +7,6 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	ctrl "sigs.k8s.io/controller-runtime"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // isTransient reports whether an error is the API server's passing trouble (throttling, a 5xx,
@@ -28,18 +26,6 @@ func isTransient(err error) bool {
 		return status.Status().Code >= 500
 	}
 	return false
-}
-
-// retryTransient turns a transient error into a retry with the controller's per-object
-// exponential backoff, logged at debug level (V(1)) instead of controller-runtime's
-// "Reconciler error": a storm of 429s and 500s pages nobody. Other errors pass through.
-func retryTransient(ctx context.Context, result ctrl.Result, err error) (ctrl.Result, error) {
-	if !isTransient(err) {
-		return result, err
-	}
-	logf.FromContext(ctx).V(1).Info("transient API error, retrying with backoff", "error", err.Error())
-	//nolint:staticcheck // Requeue is the one way to the rate limiter's backoff without an error log.
-	return ctrl.Result{Requeue: true}, nil
 }
 
 // DemoteTransientErrors returns logger whose Error calls about a transient API error (see
