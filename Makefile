@@ -85,6 +85,11 @@ bench-operator: manifests envtest ## Measure the operator at scale beside the ra
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" bin/bench-operator -manager bin/manager -crds config/crd/bases $(BENCH_ARGS)
 BENCH_ARGS ?=
 
+.PHONY: bench-failover
+bench-failover: manifests envtest ## Two managers with leader election; the leader SIGKILLed mid-rotation of FAILOVER_TOKENS (2 000): takeover time and tokens minted twice.
+	FAILOVER_TOKENS=$(FAILOVER_TOKENS) KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./controllers -run '^TestLeaderFailoverMidRotation$$' -count=1 -v -timeout 20m
+FAILOVER_TOKENS ?= 2000
+
 ##@ Build
 
 .PHONY: build

@@ -54,6 +54,10 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 			p.renewRequest = tok.Status.LastRenewRequest
 		}
 	}
+	if p.mint != noMint {
+		// Counted once the Secret holds it: a failed status write below is retried, the mint is not.
+		tokenMints.WithLabelValues(string(p.mint)).Inc()
+	}
 	if p.token != "" && secretOwnership(in.staleSecret, tok) == secretOwned {
 		s := in.staleSecret
 		if err := r.Delete(ctx, s, client.Preconditions{UID: &s.UID}); client.IgnoreNotFound(err) != nil {
@@ -95,9 +99,6 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 		}
 		r.statusWrites.record(tok, before)
 	}
-	if p.mint != noMint {
-		tokenMints.WithLabelValues(string(p.mint)).Inc()
-	}
 	recordTokenMetrics(tok)
 	return scheduled(p.requeueAfter), nil
 }
@@ -132,6 +133,8 @@ func (r *DatasetteTokenReconciler) recordEvents(tok *datasettev1alpha1.Datasette
 		}
 	}
 	switch {
+	case summarized(p.mint) && r.summaries.add(summaryTargetOf(tok), p.mint, tok.Namespace, time.Now()):
+		// Told once for all the tokens of its signer or signing Secret (summary.go).
 	case p.mint != noMint:
 		note := truncate(fmt.Sprintf("%s (%s)", p.readiness.message, p.mint), maxNote)
 		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, mintEventReason(p.mint), "Mint", "%s", note)

@@ -77,6 +77,8 @@ type DatasetteTokenReconciler struct {
 	secretWrites, statusWrites writeLog
 	// restarts restarts each rollout restart target at most once per renewal floor.
 	restarts restartGate
+	// summaries count the rotations and scheduled renewals not yet told (summary.go).
+	summaries mintSummaries
 }
 
 // +kubebuilder:rbac:groups=datasette.io,resources=datasettetokens,verbs=get;list;watch;patch

@@ -426,9 +426,15 @@ func TestKeyRotationRemintsEveryToken(t *testing.T) {
 			_, err := dstoken.NewVerifier([]byte("new-key")).Verify(string(s.Data["token"]), dstoken.VerifyOptions{Now: time.Now()})
 			g.Expect(err).NotTo(HaveOccurred())
 		}, eventually, poll).Should(Succeed())
-		waitEvent(t, ns, key.Name, "Reminted")
 	}
 	t.Logf("3 tokens re-minted %s after the key rotated", time.Since(start).Round(time.Millisecond))
+	// One summary on the signing Secret, no event per token.
+	NewWithT(t).Eventually(func() int { return summarizedCount(t, ns, "Secret", "datasette", "TokensReminted") }, eventually, poll).Should(Equal(3))
+	for _, key := range keys {
+		if n := eventCount(t, ns, key.Name, "Reminted"); n != 0 {
+			t.Errorf("%d Reminted events about %s after a rotation, want none (the summary tells it)", n, key.Name)
+		}
+	}
 	if got := string(outputSecret(t, ns, "bystander").Data["token"]); got != bystanderToken {
 		t.Errorf("a token signed by another Secret was re-minted")
 	}
@@ -450,7 +456,13 @@ func TestRenewsBeforeExpiry(t *testing.T) {
 	}
 	waitReissued(t, key, first.Status.IssuedAt.Time)
 	verify(t, string(outputSecret(t, ns, "short").Data["token"]), "k")
-	waitEvent(t, ns, "short", "Renewed")
+	e := waitEvent(t, ns, "datasette", "TokensRenewed")
+	if e.Regarding.Kind != "Secret" || !strings.Contains(e.Note, "tokens of DatasetteTokens at their renewal time") && !strings.Contains(e.Note, "token of DatasetteTokens at their renewal time") {
+		t.Errorf("renewal summary about %s %s: %q", e.Regarding.Kind, e.Regarding.Name, e.Note)
+	}
+	if n := eventCount(t, ns, "short", "Renewed"); n != 0 {
+		t.Errorf("%d Renewed events about the token after a scheduled renewal, want none", n)
+	}
 }
 
 // TestRenewalFollowsTheClock moves an injected clock past the renewal time: the next reconcile
@@ -498,7 +510,10 @@ func TestRenewalFollowsTheClock(t *testing.T) {
 		dstoken.VerifyOptions{Now: renewal}); err != nil {
 		t.Errorf("the renewed token does not verify at the clock's time: %v", err)
 	}
-	waitEvent(t, ns, "clocked", "Renewed")
+	waitEvent(t, ns, "datasette", "TokensRenewed") // a scheduled renewal is told on the signing Secret
+	if n := eventCount(t, ns, "clocked", "Renewed"); n != 0 {
+		t.Errorf("%d Renewed events about the token after a scheduled renewal, want none", n)
+	}
 }
 
 func TestRepairsTheSecret(t *testing.T) {

@@ -50,7 +50,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	// Rotation.
 	signing.StringData = map[string]string{defaultSigningKey: keys[1]}
 	g.Expect(k8sClient.Update(ctx, signing)).To(Succeed())
-	waitEvent(t, ns, "lifecycle", "Reminted")
+	waitEvent(t, ns, "datasette", "TokensReminted")
 	remember("lifecycle")
 
 	// Tampering.

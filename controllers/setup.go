@@ -46,7 +46,8 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := indexFields(mgr); err != nil {
 		return err
 	}
-	metadataOptions := cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), DefaultTransform: keepIdentityOnly}
+	metadataOptions := cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), DefaultTransform: keepIdentityOnly,
+		HTTPClient: mgr.GetHTTPClient()}
 	if len(r.Namespaces) > 0 {
 		metadataOptions.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range r.Namespaces {
@@ -62,6 +63,9 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.secretMetadata = secretMetadata
 	r.keys = newKeyCache(secretMetadata, r.APIReader, r.Namespaces, r.KeyCacheMaxSecretBytes, r.KeyCacheMaxBytes)
+	if err := mgr.Add(summaryEmitter{r: r}); err != nil {
+		return fmt.Errorf("adding the mint summary emitter: %w", err)
+	}
 	secretMeta := &metav1.PartialObjectMetadata{}
 	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 

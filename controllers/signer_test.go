@@ -411,6 +411,15 @@ func TestSignerRotationRemintsAcrossNamespaces(t *testing.T) {
 	for _, key := range keys {
 		waitReason(t, key, ReasonIssued)
 	}
+	// Told once, on the ClusterDatasetteSigner (its events live in "default"), never per token.
+	NewWithT(t).Eventually(func() int {
+		return summarizedCount(t, metav1.NamespaceDefault, datasettev1alpha1.ClusterDatasetteSignerKind, signer.Name, "TokensReminted")
+	}, eventually, poll).Should(Equal(len(keys)))
+	for _, key := range keys {
+		if n := eventCount(t, key.Namespace, key.Name, "Reminted"); n != 0 {
+			t.Errorf("%d Reminted events about %s after a rotation, want none", n, key)
+		}
+	}
 }
 
 func TestSignerDeletionAndRecreation(t *testing.T) {

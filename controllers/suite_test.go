@@ -53,7 +53,7 @@ func runSuite(m *testing.M) int {
 			panic(err)
 		}
 	}
-	logf.SetLogger(zap.New(zap.WriteTo(&managerLogs), zap.UseDevMode(true)))
+	logf.SetLogger(DemoteTransientErrors(zap.New(zap.WriteTo(&managerLogs), zap.UseDevMode(true)))) // as cmd/manager does
 
 	assets := testenv.Assets("..")
 	if assets == "" {
@@ -135,6 +135,10 @@ func startManager(t *testing.T, namespace string, opts ...managerOption) *testMa
 		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
 			if req.Method != http.MethodGet {
 				writes.Add(1)
+			}
+			if resp := injectedFault(req); resp != nil { // storm_test.go
+				requests.record(req, resp.StatusCode)
+				return resp, nil
 			}
 			resp, err := rt.RoundTrip(req)
 			code := 0

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -42,8 +43,9 @@ func main() {
 	var metricsAddr, probeAddr string
 	var enableLeaderElection, secureMetrics, enableHTTP2, showVersion bool
 	var maxConcurrentReconciles int
-	var watchNamespaces string
+	var watchNamespaces, pprofAddr string
 	var allowNamespacedProbes bool
+	var election leaderElection
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
@@ -77,6 +79,8 @@ func main() {
 		"The most bytes of signing keys the operator holds in all; a key beyond it is not held and its tokens report why.")
 	var metricsCertFlags metricsCert
 	metricsCertFlags.bindFlags(flag.CommandLine)
+	election.bindFlags(flag.CommandLine)
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "The address Go's pprof endpoints bind to (e.g. 127.0.0.1:8082); 0 disables them.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -85,7 +89,9 @@ func main() {
 		return
 	}
 
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	logger := controllers.DemoteTransientErrors(zap.New(zap.UseFlagOptions(&opts)))
+	ctrl.SetLogger(logger)
+	klog.SetLogger(logger) // client-go's reflectors and event broadcaster log through klog too
 
 	var tlsOpts []func(*tls.Config)
 	if !enableHTTP2 {
@@ -115,14 +121,25 @@ func main() {
 		}
 	}
 	setupLog.Info("starting", "version", version.String(), "watchNamespaces", namespaces, "maxConcurrentReconciles", maxConcurrentReconciles)
+	if err := election.validate(); err != nil {
+		setupLog.Error(err, "invalid leader election flags")
+		os.Exit(1)
+	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsOptions,
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
 		LeaderElection:         enableLeaderElection,
 		LeaderElectionID:       "datasette-token-operator.datasette.io",
 		Cache:                  cacheOptions,
+		// The lease is released when the manager stops, so that a standby need not wait for it to expire.
+		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionNamespace:       election.namespace,
+		LeaseDuration:                 &election.leaseDuration,
+		RenewDeadline:                 &election.renewDeadline,
+		RetryPeriod:                   &election.retryPeriod,
 	})
 	if err != nil {
 		setupLog.Error(err, "unable to start manager")

@@ -36,7 +36,9 @@ type bench struct {
 
 // floorResults are the raw floor's measures.
 type floorResults struct {
-	burst, rotation   floorRun
+	burst, rotation floorRun
+	// bursts and rotations are every run, in the order run (rounds × worker counts).
+	bursts, rotations []floorRun
 	createLatencies   []time.Duration
 	cacheSync         time.Duration
 	cacheSyncRequests requestCounts
@@ -159,24 +161,27 @@ func (b *bench) startCluster(ctx context.Context) error {
 func (b *bench) measureFloor(ctx context.Context) error {
 	var bursts, rotations []floorRun
 	var set *floorSet
-	namespaces := make([]string, 0, len(b.cfg.floorWorkers))
-	for _, w := range b.cfg.floorWorkers {
-		run, s, err := floorBurst(ctx, b.cp, b.cfg.tokens, w)
-		if err != nil {
-			return err
+	var namespaces []string
+	for round := 1; round <= b.cfg.floorRounds; round++ {
+		for _, w := range b.cfg.floorWorkers {
+			run, s, err := floorBurst(ctx, b.cp, b.cfg.tokens, w, round)
+			if err != nil {
+				return err
+			}
+			b.logf("  floor burst, round %d, %d workers: %s", round, w, run.elapsed.Round(time.Millisecond))
+			bursts, set = append(bursts, run), s
+			namespaces = append(namespaces, s.namespace)
 		}
-		b.logf("  floor burst, %d workers: %s", w, run.elapsed.Round(time.Millisecond))
-		bursts, set = append(bursts, run), s
-		namespaces = append(namespaces, s.namespace)
-	}
-	for _, w := range b.cfg.floorWorkers {
-		run, err := floorRotate(ctx, b.cp, set, w)
-		if err != nil {
-			return err
+		for _, w := range b.cfg.floorWorkers {
+			run, err := floorRotate(ctx, b.cp, set, w, round)
+			if err != nil {
+				return err
+			}
+			b.logf("  floor rotation, round %d, %d workers: %s", round, w, run.elapsed.Round(time.Millisecond))
+			rotations = append(rotations, run)
 		}
-		b.logf("  floor rotation, %d workers: %s", w, run.elapsed.Round(time.Millisecond))
-		rotations = append(rotations, run)
 	}
+	b.floor.bursts, b.floor.rotations = bursts, rotations
 	b.floor.burst, b.floor.rotation = bestRun(bursts), bestRun(rotations)
 	var err error
 	if b.floor.createLatencies, err = floorCreateLatencies(ctx, b.cp, set.namespace, b.cfg.repairs); err != nil {
@@ -187,7 +192,7 @@ func (b *bench) measureFloor(ctx context.Context) error {
 
 // launchManager starts the manager and waits until it is up and idle.
 func (b *bench) launchManager(ctx context.Context) error {
-	args, note, err := managerArgs(b.cfg.managerBin, b.cp.kubeconfig, b.cfg.maxConcurrent)
+	args, note, err := managerArgs(b.cfg.managerBin, b.cp.kubeconfig, b.cfg.maxConcurrent, b.cfg.cpuProfile != "")
 	if err != nil {
 		return err
 	}
@@ -295,11 +300,13 @@ func (b *bench) measureRotation(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	profile := b.startCPUProfile(ctx)
 	start := time.Now()
 	since := start.Truncate(time.Second)
 	if err := writeSigningSecret(ctx, b.cp); err != nil {
 		return err
 	}
+	defer profile()
 
 	var last time.Time
 	err = b.track.wait(ctx, "all tokens re-minted", b.cfg.phaseTimeout, func(t *tracker) (bool, string) {

@@ -19,6 +19,7 @@ import (
 
 // floorRun is one timed run of the floor.
 type floorRun struct {
+	round    int // 1 for the first run at each worker count, 2 for the second, …
 	workers  int
 	elapsed  time.Duration
 	requests requestCounts // the API requests it made (the floor's group counted as the operator's)
@@ -32,7 +33,9 @@ type floorSet struct {
 }
 
 // floorNamespace names the namespace of the floor run with `workers` workers.
-func floorNamespace(workers int) string { return fmt.Sprintf("bench-floor-w%d", workers) }
+func floorNamespace(workers, round int) string {
+	return fmt.Sprintf("bench-floor-r%d-w%d", round, workers)
+}
 
 // timedRequests runs f and returns how long it took and the API requests made meanwhile.
 func timedRequests(ctx context.Context, cp *controlPlane, f func() error) (time.Duration, requestCounts, error) {
@@ -54,8 +57,8 @@ func timedRequests(ctx context.Context, cp *controlPlane, f func() error) (time.
 
 // floorBurst creates n tokens with their Secrets and Ready statuses: per token, create the
 // DatasetteToken, create its Secret, update its status.
-func floorBurst(ctx context.Context, cp *controlPlane, n, workers int) (floorRun, *floorSet, error) {
-	set := &floorSet{namespace: floorNamespace(workers), tokens: make([]*unstructured.Unstructured, n), secrets: make([]*corev1.Secret, n)}
+func floorBurst(ctx context.Context, cp *controlPlane, n, workers, round int) (floorRun, *floorSet, error) {
+	set := &floorSet{namespace: floorNamespace(workers, round), tokens: make([]*unstructured.Unstructured, n), secrets: make([]*corev1.Secret, n)}
 	if err := createNamespace(ctx, cp, set.namespace); err != nil {
 		return floorRun{}, nil, err
 	}
@@ -79,11 +82,11 @@ func floorBurst(ctx context.Context, cp *controlPlane, n, workers int) (floorRun
 			return nil
 		})
 	})
-	return floorRun{workers: workers, elapsed: elapsed, requests: requests}, set, err
+	return floorRun{round: round, workers: workers, elapsed: elapsed, requests: requests}, set, err
 }
 
 // floorRotate re-mints every token of set: per token, update its Secret, update its status.
-func floorRotate(ctx context.Context, cp *controlPlane, set *floorSet, workers int) (floorRun, error) {
+func floorRotate(ctx context.Context, cp *controlPlane, set *floorSet, workers, round int) (floorRun, error) {
 	tokens := cp.dyn.Resource(cp.floor).Namespace(set.namespace)
 	secrets := cp.kube.CoreV1().Secrets(set.namespace)
 	elapsed, requests, err := timedRequests(ctx, cp, func() error {
@@ -104,7 +107,7 @@ func floorRotate(ctx context.Context, cp *controlPlane, set *floorSet, workers i
 			return nil
 		})
 	})
-	return floorRun{workers: workers, elapsed: elapsed, requests: requests}, err
+	return floorRun{round: round, workers: workers, elapsed: elapsed, requests: requests}, err
 }
 
 // floorCreateLatencies creates count Secrets one at a time and returns how long each create took.

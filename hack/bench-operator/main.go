@@ -38,6 +38,9 @@ type config struct {
 	repairs              int
 	workers              int
 	floorWorkers         []int
+	floorRounds          int
+	cpuProfile           string
+	cpuProfileSeconds    int
 	maxConcurrent        int
 	managerBin           string
 	crds                 string
@@ -101,6 +104,10 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.repairs, "repairs", 50, "number of output Secrets deleted, one at a time, for the repair latency")
 	fs.IntVar(&cfg.workers, "workers", 32, "concurrent clients the harness creates objects with")
 	fs.StringVar(&floorWorkers, "floor-workers", "1,8,32", "worker counts the raw floor is measured with (the best is kept)")
+	fs.IntVar(&cfg.floorRounds, "floor-rounds", 2,
+		"how many times the floor is measured at each worker count, the best kept (on a shared machine one round can be 2× slower)")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the manager's CPU profile of the rotation to this file (the manager must have --pprof-bind-address)")
+	fs.IntVar(&cfg.cpuProfileSeconds, "cpuprofile-seconds", 15, "how long the rotation's CPU profile runs, from the key's change")
 	fs.IntVar(&cfg.maxConcurrent, "max-concurrent-reconciles", 0,
 		"pass --max-concurrent-reconciles=K to the manager when its --help lists the flag (0: the manager's default)")
 	fs.StringVar(&cfg.managerBin, "manager", "bin/manager", "the manager binary (go build -o bin/manager ./cmd/manager)")
@@ -139,6 +146,10 @@ func (c config) check() error {
 		return fmt.Errorf("-unrelated-size %d: want 0 to 524288 bytes", c.unrelatedSize)
 	case c.repairs < 1 || c.repairs > c.tokens:
 		return fmt.Errorf("-repairs %d: want 1 to -n (%d)", c.repairs, c.tokens)
+	case c.floorRounds < 1 || c.floorRounds > 5:
+		return fmt.Errorf("-floor-rounds %d: want 1 to 5", c.floorRounds)
+	case c.cpuProfileSeconds < 1 || c.cpuProfileSeconds > 600:
+		return fmt.Errorf("-cpuprofile-seconds %d: want 1 to 600", c.cpuProfileSeconds)
 	case c.workers < 1 || c.workers > 256:
 		return fmt.Errorf("-workers %d: want 1 to 256", c.workers)
 	case c.maxConcurrent < 0:

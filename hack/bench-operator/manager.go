@@ -33,7 +33,7 @@ type managerProcess struct {
 
 // managerArgs returns the manager's command line: its kubeconfig, metrics and probes on loopback
 // ports, and --max-concurrent-reconciles when asked for and when the binary has that flag.
-func managerArgs(bin, kubeconfig string, maxConcurrent int) (args []string, note string, err error) {
+func managerArgs(bin, kubeconfig string, maxConcurrent int, pprof bool) (args []string, note string, err error) {
 	metricsPort, err := freePort()
 	if err != nil {
 		return nil, "", err
@@ -48,8 +48,18 @@ func managerArgs(bin, kubeconfig string, maxConcurrent int) (args []string, note
 		"--metrics-secure=false",
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort),
 	}
+	help, _ := exec.Command(bin, "--help").CombinedOutput() // Go's flag package exits 0 or 2 on --help
+	if pprof {
+		if !bytes.Contains(help, []byte("pprof-bind-address")) {
+			return nil, "", errors.New("-cpuprofile: this manager has no --pprof-bind-address flag")
+		}
+		pprofPort, err := freePort()
+		if err != nil {
+			return nil, "", err
+		}
+		args = append(args, fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", pprofPort))
+	}
 	if maxConcurrent > 0 {
-		help, _ := exec.Command(bin, "--help").CombinedOutput() // Go's flag package exits 0 or 2 on --help
 		if bytes.Contains(help, []byte("max-concurrent-reconciles")) {
 			args = append(args, fmt.Sprintf("--max-concurrent-reconciles=%d", maxConcurrent))
 		} else {

@@ -88,7 +88,7 @@ func (b *bench) measures() []measure {
 	o, f := &b.operator, &b.floor
 	burstOp, burstFloor := o.burstRequests.byKind(), f.burst.requests.byKind().minus(harnessCreates(b.cfg.tokens, ""))
 	repairs, creates := quantiles(o.repairs), quantiles(f.createLatencies)
-	rows := []measure{
+	rows := slices.Concat([]measure{
 		compared(fmt.Sprintf("burst: create → all %d Ready", b.cfg.tokens), "s", o.burstReady.Seconds(), f.burst.elapsed.Seconds()),
 		compared("burst: create → manager idle", "s", o.burstIdle.Seconds(), f.burst.elapsed.Seconds()),
 		alone("burst: reconciles per token", "", o.burstReconciles),
@@ -109,7 +109,7 @@ func (b *bench) measures() []measure {
 		compared("repair p99 (floor: one Secret create)", "ms", ms(repairs.p99), ms(creates.p99)),
 		compared("repair: 409 Conflict responses", "", o.repairRequests.code("409"), 0),
 		withNote(alone(`manager log: "Reconciler error" lines`, "", float64(sumValues(o.errorsLogged))), phaseCounts(o.errorsLogged)),
-	}
+	}, b.floorRows())
 	if !o.rss.settled || !o.rssUnrelated.settled {
 		b.notes = append(b.notes, "memory: the resident size had not settled within a minute; the last reading is shown")
 	}
@@ -344,4 +344,23 @@ func loadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(fields[:3], " ")
+}
+
+// floorRows compares the operator with the floor at each worker count and round, not only the best.
+func (b *bench) floorRows() []measure {
+	label := func(kind string, r floorRun) string {
+		round := ""
+		if b.cfg.floorRounds > 1 {
+			round = fmt.Sprintf(", round %d", r.round)
+		}
+		return fmt.Sprintf("%s vs floor at %d workers%s", kind, r.workers, round)
+	}
+	rows := make([]measure, 0, len(b.floor.bursts)+len(b.floor.rotations))
+	for _, r := range b.floor.bursts {
+		rows = append(rows, compared(label("burst", r), "s", b.operator.burstReady.Seconds(), r.elapsed.Seconds()))
+	}
+	for _, r := range b.floor.rotations {
+		rows = append(rows, compared(label("rotation", r), "s", b.operator.rotation.Seconds(), r.elapsed.Seconds()))
+	}
+	return rows
 }
