@@ -79,7 +79,7 @@ echo "after:  restartedAt=$(restarted)"
 kubectl -n analytics get events --field-selector involvedObject.name=ci-writer -o custom-columns=REASON:.reason,MESSAGE:.message | tail -4
 
 say "metrics"
-curl -fsS http://127.0.0.1:18080/metrics 2>/dev/null | grep '^datasette_token' || true
+curl -fsS http://127.0.0.1:18080/metrics 2>/dev/null | grep '^datasette_' || true
 
 say "the cluster stays up; press Ctrl-C to stop"
 echo "KUBECONFIG=$KUBECONFIG"

@@ -172,7 +172,9 @@ func TestEveryToggleOn(t *testing.T) {
 
 	d := deployment(t, objs)
 	c := d.Spec.Template.Spec.Containers[0]
-	for _, arg := range []string{"--watch-namespaces=analytics,reporting", "--max-concurrent-reconciles=4", "--leader-elect"} {
+	for _, arg := range []string{"--watch-namespaces=analytics,reporting", "--max-concurrent-reconciles=4", "--leader-elect",
+		"--min-renewal-interval=2m", "--allow-signing-secret-ref=false", "--allow-namespaced-probes",
+		"--key-cache-secret-bytes=131072", "--key-cache-bytes=33554432"} {
 		if !slices.Contains(c.Args, arg) {
 			t.Errorf("args %v lack %s", c.Args, arg)
 		}
