@@ -250,7 +250,9 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 	if probe == nil {
 		probe = dsprobe.Probe
 	}
-	release, _ := dstoken.ProfileForVersion(effectiveVersion(settings, next.Instance))
+	// Only the signer's own spec.datasetteVersion may leave "_r" out of the probe token: a
+	// release the instance merely claims is no reason to hand it an unrestricted token.
+	release, _ := dstoken.ProfileForVersion(settings.DatasetteVersion)
 	cfg := dsprobe.Config{URL: settings.Probe.URL, CABundle: []byte(settings.Probe.CABundle), Actor: settings.Probe.Actor,
 		Unrestricted: release != nil && !release.EnforcesRestrictions}
 	result := probe(ctx, key.minter, cfg, now)

@@ -1,10 +1,18 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+	"github.com/datasette-token-operator/datasette-token-operator/pkg/dsprobe"
+	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
 // TestKeyCacheOneNamespaceCannotFillIt: a tenant who walks many tokens through many Secrets'
@@ -42,5 +50,39 @@ func TestKeyCacheOneNamespaceCannotFillIt(t *testing.T) {
 	defer c.mu.Unlock()
 	if len(c.namespaceBytes) != 0 {
 		t.Errorf("namespaces still counted after every user left: %v", c.namespaceBytes)
+	}
+}
+
+// TestProbeTokenStaysRestrictedWhateverTheInstanceClaims: an instance that reports a release
+// ignoring "_r" (1.0a0) must not earn an unrestricted probe token at the next probe: a hostile
+// instance could otherwise replay it, for a minute, as the probe actor with all its
+// permissions against any other instance sharing the key. Only the signer's own
+// spec.datasetteVersion may say so.
+func TestProbeTokenStaysRestrictedWhateverTheInstanceClaims(t *testing.T) {
+	var got []dsprobe.Config
+	fake := func(_ context.Context, _ *dstoken.Minter, cfg dsprobe.Config, _ time.Time) dsprobe.Result {
+		got = append(got, cfg)
+		return dsprobe.Result{Verdict: dsprobe.KeyAccepted, Version: "1.0a0"}
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := &signerReconciler{Recorder: events.NewFakeRecorder(100), kind: signerKinds[1],
+		probes: probeSettings{probe: fake, now: func() time.Time { return now }}}
+	signer := &datasettev1alpha1.ClusterDatasetteSigner{ObjectMeta: metav1.ObjectMeta{Name: "shared", Generation: 1}}
+	signer.Spec.Probe = &datasettev1alpha1.SignerProbe{URL: "http://datasette.tenant.svc:8001"}
+	key := keyLookup{secretFound: true, minter: dstoken.NewMinter([]byte("key")), since: "1"}
+	next := &datasettev1alpha1.DatasetteSignerStatus{ObservedGeneration: 1}
+	defer forgetInstanceMetrics(signerKinds[1].name, "", "shared")
+	for range 2 {
+		r.probeInstance(context.Background(), signer, key, next)
+		now = now.Add(time.Minute)
+	}
+	if len(got) != 2 || got[1].Unrestricted {
+		t.Errorf("after the instance claimed Datasette 1.0a0, the probe configs were %+v; want a restricted probe token", got)
+	}
+	signer.Spec.DatasetteVersion = "1.0a0" // the signer's owner says so: the token may go without "_r"
+	signer.Generation = 2
+	r.probeInstance(context.Background(), signer, key, next)
+	if len(got) != 3 || !got[2].Unrestricted {
+		t.Errorf("with spec.datasetteVersion 1.0a0 the probe configs were %+v; want an unrestricted probe token", got)
 	}
 }
