@@ -3,12 +3,17 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dsprobe"
@@ -84,5 +89,32 @@ func TestProbeTokenStaysRestrictedWhateverTheInstanceClaims(t *testing.T) {
 	r.probeInstance(context.Background(), signer, key, next)
 	if len(got) != 3 || !got[2].Unrestricted {
 		t.Errorf("with spec.datasetteVersion 1.0a0 the probe configs were %+v; want an unrestricted probe token", got)
+	}
+}
+
+// TestSignerEventsFitTheEventsAPI: a signer's Ready event repeats a malformed pattern of up to
+// 1 024 characters (admission lets a backwards range through); the events API refuses a note
+// over 1 KiB, so the event must be cut to fit, as the tokens' events are, not lost.
+func TestSignerEventsFitTheEventsAPI(t *testing.T) {
+	pattern := datasettev1alpha1.ActorPattern(strings.Repeat("\x01", 1000) + "[z-a]")
+	signer := &datasettev1alpha1.DatasetteSigner{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"},
+		Spec: datasettev1alpha1.DatasetteSignerSpec{SecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"},
+			SignerSettings: datasettev1alpha1.SignerSettings{Policy: &datasettev1alpha1.SigningPolicy{
+				Actors: &datasettev1alpha1.ActorPolicy{Denied: []datasettev1alpha1.ActorPattern{pattern}}}}}}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "datasette"}, Data: map[string][]byte{defaultSigningKey: []byte("k")}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(signer, secret).WithStatusSubresource(signer).Build()
+	recorder := events.NewFakeRecorder(10)
+	r := &signerReconciler{Client: c, Recorder: recorder, keys: newKeyCache(c, c, nil, 0, 0), kind: signerKinds[0]}
+	if _, err := r.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(signer)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-recorder.Events:
+		// FakeRecorder writes "type reason note".
+		if note := strings.TrimPrefix(e, corev1.EventTypeWarning+" "+ReasonInvalidPolicy+" "); len(note) > maxNote {
+			t.Errorf("the InvalidPolicy event's note is %d bytes; the events API takes at most %d", len(note), maxNote)
+		}
+	default:
+		t.Fatal("no event")
 	}
 }
