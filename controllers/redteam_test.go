@@ -118,3 +118,52 @@ func TestSignerEventsFitTheEventsAPI(t *testing.T) {
 		t.Fatal("no event")
 	}
 }
+
+// TestSignerSideChangesWaitForTheFloor: an instance that reports another release at every
+// probe (1.0a25, then 1.0a37, ...) changes how its tokens' actions are written (set-column-type
+// in full, then "sct"). Without the floor every such flip re-minted every token of the signer
+// at once (a Secret write, a status write, an event each, every probe interval), a write rate
+// nobody's spec asked for. A change from the signer's side now waits for the renewal floor
+// after the token's last mint; an edit of the token's own spec still mints at once.
+func TestSignerSideChangesWaitForTheFloor(t *testing.T) {
+	f := newDecideFixture(t)
+	f.tok.Spec.Restrictions = &datasettev1alpha1.Restrictions{All: []datasettev1alpha1.Action{"view-instance", "set-column-type"}}
+	var err error
+	if f.want, err = desiredFromSpec(f.tok); err != nil {
+		t.Fatal(err)
+	}
+	a25, _ := dstoken.ProfileForVersion("1.0a25")
+	a37, _ := dstoken.ProfileForVersion("1.0a37")
+	kept := f.want.claims
+	kept.Profile = a37
+	held := f.token(f.key, kept)
+	for _, tt := range []struct {
+		name       string
+		generation int64
+		after      time.Duration
+		mint       mintReason
+		wait       time.Duration
+	}{
+		{name: "the release flips 20 s after the last mint", generation: 1, after: 20 * time.Second, wait: 10*time.Minute - 20*time.Second},
+		{name: "the release flipped, and the floor has passed", generation: 1, after: 10 * time.Minute, mint: mintIssue},
+		{name: "the token's own spec changed", generation: 2, after: 20 * time.Second, mint: mintIssue},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f.tok = f.tok.DeepCopy()
+			f.tok.Generation = tt.generation
+			f.tok.Status = datasettev1alpha1.DatasetteTokenStatus{ObservedGeneration: 1, LastMintReason: "issue",
+				IssuedAt: &metav1.Time{Time: f.t0}, RestartedFor: &metav1.Time{Time: f.t0}}
+			in := f.gathered(held, f.minter)
+			in.signing.viaSigner, in.signing.signerFound, in.signing.namespaceAllowed = true, true, true
+			in.signing.release, in.want.claims.Profile = a25, a25
+			in.floor = 10 * time.Minute
+			p := decide(in, f.t0.Add(tt.after))
+			if p.mint != tt.mint || p.readiness.reason != ReasonIssued {
+				t.Fatalf("decide = mint %q, %s; want %q, Issued: %s", p.mint, p.readiness.reason, tt.mint, p.readiness.message)
+			}
+			if tt.wait != 0 && (p.requeueAfter != tt.wait || p.token != held || p.restart) {
+				t.Errorf("requeueAfter %s, kept %v, restart %v; want %s, the held token, no restart", p.requeueAfter, p.token == held, p.restart, tt.wait)
+			}
+		})
+	}
+}
