@@ -159,7 +159,7 @@ func decide(in *gathered, now time.Time) plan {
 	}
 
 	p.mint = mintDecision(in, kept, p.dates, now)
-	if holdForRotation(in, &p, kept, now) {
+	if holdForRotation(in, &p, kept, now) || holdSignerChange(in, &p, kept, now) {
 		return p
 	}
 	var deferredUntil time.Time

@@ -48,7 +48,7 @@ const maxKeySize = 4 << 10
 // does not read a Secret from the API server while its resourceVersion, as the Secret metadata
 // watch sees it, is unchanged. After a rotation the first reconcile reads the Secret once for
 // every token that uses it. Each (Secret, key name) is kept while a token or a signer uses it
-// and dropped when none does; the bytes held per Secret and in all are capped.
+// and dropped when none does; the bytes held per Secret, per namespace and in all are capped.
 type keyCache struct {
 	// metadata reads Secrets' metadata from the watch's cache.
 	metadata client.Reader
@@ -68,7 +68,15 @@ type keyCache struct {
 	// maxSecretBytes and maxBytes cap the bytes held for one Secret and in all; total is the
 	// bytes held now.
 	maxSecretBytes, maxBytes, total int64
+	// maxNamespaceBytes caps the bytes held for the Secrets of one namespace, and namespaceBytes
+	// is what each holds now, so that no tenant can fill the shared cap and starve the others.
+	maxNamespaceBytes int64
+	namespaceBytes    map[string]int64
 }
+
+// namespaceShare is the part of the key cache's total cap one namespace may hold (1/16: 1 MiB
+// of the default 16 MiB, some 900 typical keys), but never less than one Secret's cap.
+const namespaceShare = 16
 
 // keyUse is one Secret key that a user reads.
 type keyUse struct {
@@ -78,6 +86,8 @@ type keyUse struct {
 
 // keyEntry holds the keys in use of one Secret, read at one resourceVersion.
 type keyEntry struct {
+	// namespace is the Secret's namespace, whose share of the cache the keys count against.
+	namespace       string
 	resourceVersion string
 	// users counts the users of each key name; a name nobody uses is dropped.
 	users map[string]int
@@ -121,6 +131,7 @@ func newKeyCache(metadata, api client.Reader, namespaces []string, maxSecretByte
 		maxBytes = DefaultKeyCacheBytes
 	}
 	return &keyCache{metadata: metadata, api: api, namespaces: namespaces, maxSecretBytes: maxSecretBytes, maxBytes: maxBytes,
+		maxNamespaceBytes: max(maxSecretBytes, maxBytes/namespaceShare), namespaceBytes: map[string]int64{},
 		entries: map[types.NamespacedName]*keyEntry{}, users: map[string]keyUse{}}
 }
 
@@ -240,12 +251,23 @@ func (c *keyCache) replaceLocked(e *keyEntry, name string, next *keyVersion) {
 	if old := e.keys[name]; old != nil {
 		before = old.bytes
 	}
-	if grow := next.bytes - before; grow > 0 && (e.bytes+grow > c.maxSecretBytes || c.total+grow > c.maxBytes) {
+	if grow := next.bytes - before; grow > 0 && (e.bytes+grow > c.maxSecretBytes || c.total+grow > c.maxBytes ||
+		c.namespaceBytes[e.namespace]+grow > c.maxNamespaceBytes) {
 		next = &keyVersion{overBudget: true}
 	}
 	e.keys[name] = next
-	e.bytes += next.bytes - before
-	c.total += next.bytes - before
+	c.account(e, next.bytes-before)
+}
+
+// account adds delta bytes to what e, its namespace and the whole cache hold.
+func (c *keyCache) account(e *keyEntry, delta int64) {
+	e.bytes += delta
+	c.total += delta
+	if n := c.namespaceBytes[e.namespace] + delta; n > 0 {
+		c.namespaceBytes[e.namespace] = n
+	} else {
+		delete(c.namespaceBytes, e.namespace)
+	}
 }
 
 // use records that user reads keyName of secret, releasing the key it read before.
@@ -261,7 +283,7 @@ func (c *keyCache) use(user string, k keyUse) {
 	c.users[user] = k
 	e := c.entries[k.secret]
 	if e == nil {
-		e = &keyEntry{users: map[string]int{}, keys: map[string]*keyVersion{}}
+		e = &keyEntry{namespace: k.secret.Namespace, users: map[string]int{}, keys: map[string]*keyVersion{}}
 		c.entries[k.secret] = e
 	}
 	e.users[k.keyName]++
@@ -288,13 +310,12 @@ func (c *keyCache) releaseLocked(user string) {
 	if e.users[k.keyName]--; e.users[k.keyName] <= 0 {
 		delete(e.users, k.keyName)
 		if kv := e.keys[k.keyName]; kv != nil {
-			e.bytes -= kv.bytes
-			c.total -= kv.bytes
+			c.account(e, -kv.bytes)
 			delete(e.keys, k.keyName)
 		}
 	}
 	if len(e.users) == 0 {
-		c.total -= e.bytes
+		c.account(e, -e.bytes)
 		delete(c.entries, k.secret)
 	}
 }

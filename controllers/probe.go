@@ -63,6 +63,8 @@ type probeSettings struct {
 	probe Prober
 	// now tells the time.
 	now func() time.Time
+	// slots allows one probe in flight per namespace (nil: no limit).
+	slots *probeSlots
 }
 
 // instanceInput is what decideInstance needs: the signer's settings, what its status says, the
@@ -246,11 +248,17 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 	if wait := probeSpacing(signer.GetGeneration(), r.kind.statusOf(signer), key.since, now); wait > 0 {
 		return wait // probed a moment ago for this spec and key: Secret events do not make probes faster
 	}
+	if !r.probes.slots.take(signer.GetNamespace()) {
+		return probeSlotRetry // another signer of this namespace is probing: wait for it
+	}
+	defer r.probes.slots.give(signer.GetNamespace())
 	probe := r.probes.probe
 	if probe == nil {
 		probe = dsprobe.Probe
 	}
-	release, _ := dstoken.ProfileForVersion(effectiveVersion(settings, next.Instance))
+	// Only the signer's own spec.datasetteVersion may leave "_r" out of the probe token: a
+	// release the instance merely claims is no reason to hand it an unrestricted token.
+	release, _ := dstoken.ProfileForVersion(settings.DatasetteVersion)
 	cfg := dsprobe.Config{URL: settings.Probe.URL, CABundle: []byte(settings.Probe.CABundle), Actor: settings.Probe.Actor,
 		Unrestricted: release != nil && !release.EnforcesRestrictions}
 	result := probe(ctx, key.minter, cfg, now)
@@ -398,5 +406,5 @@ func restartWorkloads(ctx context.Context, c client.Client, namespace string, ta
 
 // probeSettings are the signer controllers' probe settings, from the reconciler's fields.
 func (r *DatasetteTokenReconciler) probeSettings() probeSettings {
-	return probeSettings{allowNamespaced: r.AllowNamespacedProbes, probe: r.Prober, now: r.Clock.Now}
+	return probeSettings{allowNamespaced: r.AllowNamespacedProbes, probe: r.Prober, now: r.Clock.Now, slots: &probeSlots{}}
 }

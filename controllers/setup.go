@@ -92,6 +92,8 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		err := ctrl.NewControllerManagedBy(mgr).
 			For(kind.newObject(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 			WatchesRawSource(source.Kind(secretMetadata, client.Object(secretMeta), handler.EnqueueRequestsFromMapFunc(s.signersNamingSecret))).
+			// As many workers as the token controller: a probe may take its whole timeout.
+			WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 			Named(kind.name).
 			Complete(s)
 		if err != nil {

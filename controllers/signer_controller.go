@@ -120,7 +120,7 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		if readiness.severity != settled {
 			eventType = corev1.EventTypeWarning
 		}
-		r.Recorder.Eventf(signer, nil, eventType, readiness.reason, "Sign", "%s", readiness.message)
+		r.Recorder.Eventf(signer, nil, eventType, readiness.reason, "Sign", "%s", truncate(readiness.message, maxNote))
 	}
 	if err := r.restartInstance(ctx, signer, key, next); err != nil {
 		return ctrl.Result{}, err

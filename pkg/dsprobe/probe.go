@@ -97,21 +97,31 @@ type Result struct {
 }
 
 // ValidateURL checks a probe URL: absolute http or https, a host, no credentials, query or
-// fragment.
+// fragment. Its errors never repeat the URL's credentials: they become a signer's condition
+// message and an event.
 func ValidateURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("probe URL: %w", err)
+		var uerr *url.Error
+		var escape url.EscapeError
+		switch {
+		case errors.As(err, &escape), !errors.As(err, &uerr):
+			return nil, errors.New("the probe URL does not parse as a URL")
+		default:
+			return nil, fmt.Errorf("the probe URL does not parse as a URL: %w", uerr.Err) // uerr.URL may hold credentials
+		}
 	}
+	shown := *u
+	shown.User = nil
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("probe URL %q: the scheme must be http or https", raw)
+		return nil, fmt.Errorf("probe URL %q: the scheme must be http or https", shown.String())
 	case u.Host == "":
-		return nil, fmt.Errorf("probe URL %q has no host", raw)
+		return nil, fmt.Errorf("probe URL %q has no host", shown.String())
 	case u.User != nil:
-		return nil, fmt.Errorf("probe URL %q must not carry credentials", raw)
+		return nil, fmt.Errorf("probe URL %q must not carry credentials (user or password before the host)", shown.String())
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		return nil, fmt.Errorf("probe URL %q must not carry a query or fragment", raw)
+		return nil, fmt.Errorf("probe URL %q must not carry a query or fragment", shown.String())
 	}
 	return u, nil
 }
