@@ -65,13 +65,13 @@ func TestKeyCacheOneNamespaceCannotFillIt(t *testing.T) {
 // spec.datasetteVersion may say so.
 func TestProbeTokenStaysRestrictedWhateverTheInstanceClaims(t *testing.T) {
 	var got []dsprobe.Config
-	fake := func(_ context.Context, _ *dstoken.Minter, cfg dsprobe.Config, _ time.Time) dsprobe.Result {
+	stubProbe := func(_ context.Context, _ *dstoken.Minter, cfg dsprobe.Config, _ time.Time) dsprobe.Result {
 		got = append(got, cfg)
 		return dsprobe.Result{Verdict: dsprobe.KeyAccepted, Version: "1.0a0"}
 	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r := &signerReconciler{Recorder: events.NewFakeRecorder(100), kind: signerKinds[1],
-		probes: probeSettings{probe: fake, now: func() time.Time { return now }}}
+		probes: probeSettings{probe: stubProbe, now: func() time.Time { return now }}}
 	signer := &datasettev1alpha1.ClusterDatasetteSigner{ObjectMeta: metav1.ObjectMeta{Name: "shared", Generation: 1}}
 	signer.Spec.Probe = &datasettev1alpha1.SignerProbe{URL: "http://datasette.tenant.svc:8001"}
 	key := keyLookup{secretFound: true, minter: dstoken.NewMinter([]byte("key")), since: "1"}

@@ -308,7 +308,8 @@ func unversioned(obj runtime.Object, scheme *runtime.Scheme) runtime.Object {
 // overBudgetMessage explains a signing key the key cache may not hold.
 func overBudgetMessage(keyName, secret string) string {
 	return fmt.Sprintf("the key %q of Secret %s cannot be held: the operator's key cache is at its cap for that Secret "+
-		"(--key-cache-secret-bytes), for its namespace (a sixteenth of --key-cache-bytes) or in all (--key-cache-bytes); use fewer signing keys per Secret, or ask the operator's administrators to raise the caps",
+		"(--key-cache-secret-bytes), for its namespace (a sixteenth of --key-cache-bytes) or in all (--key-cache-bytes); "+
+		"use fewer signing keys per Secret, or ask the operator's administrators to raise the caps",
 		keyName, secret)
 }
 
