@@ -156,7 +156,11 @@ type RolloutRestartTarget struct {
 type Action string
 
 // Restrictions limit a token to the listed actions, instance-wide, per database or per
-// resource (table or query).
+// resource (table or query). In all they hold at most 8 192 entries and actions and 131 072
+// characters of names and actions: the operator mints no token with more JSON values or a
+// larger payload than that, and the bounds keep what one object costs its memory small.
+// +kubebuilder:validation:XValidation:rule="(has(self.all) ? size(self.all) : 0) + (has(self.databases) ? self.databases.map(d, 1 + size(d.actions)).sum() : 0) + (has(self.resources) ? self.resources.map(r, 1 + size(r.actions)).sum() : 0) <= 8192",message="restrictions hold more than 8192 entries and actions in all: the token would hold more JSON values than the operator mints (8192); list fewer restrictions"
+// +kubebuilder:validation:XValidation:rule="(has(self.all) ? self.all.map(a, size(a)).sum() : 0) + (has(self.databases) ? self.databases.map(d, size(d.name) + d.actions.map(a, size(a)).sum()).sum() : 0) + (has(self.resources) ? self.resources.map(r, size(r.database) + size(r.resource) + r.actions.map(a, size(a)).sum()).sum() : 0) <= 131072",message="restrictions name more than 131072 characters in all (databases, resources and actions): the token's payload would be over the operator's 64 KiB limit; list fewer or shorter restrictions"
 type Restrictions struct {
 	// all lists actions allowed across the instance (create-token's -a ACTION).
 	// +kubebuilder:validation:MaxItems=64

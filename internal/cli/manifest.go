@@ -28,15 +28,17 @@ const (
 // Limits of the DatasetteToken schema that manifest checks, so that a
 // command line the API server would reject fails here, with a message.
 const (
-	maxActorLength    = 1024 // spec.actor
-	maxNameLength     = 1024 // database and resource names
-	maxActionLength   = 256  // one action
-	maxAllActions     = 64   // restrictions.all
-	maxEntries        = 1024 // restrictions.databases, restrictions.resources
-	maxEntryActions   = 64   // actions of one database or resource
-	maxObjectName     = 253  // DNS-1123 subdomain: names of the token, Secrets, signers
-	maxLabelName      = 63   // DNS-1123 label: namespace, derived names
-	maxDurationSecond = int64(1<<63-1) / int64(time.Second)
+	maxActorLength       = 1024   // spec.actor
+	maxNameLength        = 1024   // database and resource names
+	maxActionLength      = 256    // one action
+	maxAllActions        = 64     // restrictions.all
+	maxEntries           = 1024   // restrictions.databases, restrictions.resources
+	maxEntryActions      = 64     // actions of one database or resource
+	maxRestrictionValues = 8192   // entries and actions of all restrictions
+	maxRestrictionChars  = 131072 // characters of all names and actions of restrictions
+	maxObjectName        = 253    // DNS-1123 subdomain: names of the token, Secrets, signers
+	maxLabelName         = 63     // DNS-1123 label: namespace, derived names
+	maxDurationSecond    = int64(1<<63-1) / int64(time.Second)
 )
 
 var (
@@ -375,6 +377,35 @@ func checkRestrictions(r *manifestRestrictions) error {
 		if err := checkActions("-r "+quote(res.Database)+" "+quote(res.Resource), res.Actions, maxEntryActions); err != nil {
 			return err
 		}
+	}
+	return checkRestrictionTotals(r)
+}
+
+// checkRestrictionTotals checks the schema's bounds on all restrictions together: how many
+// entries and actions, and how many characters of names and actions.
+func checkRestrictionTotals(r *manifestRestrictions) error {
+	values, chars := len(r.All), 0
+	addActions := func(actions []string) {
+		for _, a := range actions {
+			chars += utf8.RuneCountInString(a)
+		}
+	}
+	addActions(r.All)
+	for _, d := range r.Databases {
+		values += 1 + len(d.Actions)
+		chars += utf8.RuneCountInString(d.Name)
+		addActions(d.Actions)
+	}
+	for _, res := range r.Resources {
+		values += 1 + len(res.Actions)
+		chars += utf8.RuneCountInString(res.Database) + utf8.RuneCountInString(res.Resource)
+		addActions(res.Actions)
+	}
+	switch {
+	case values > maxRestrictionValues:
+		return fmt.Errorf("%d entries and actions in all are more than a DatasetteToken allows (%d)", values, maxRestrictionValues)
+	case chars > maxRestrictionChars:
+		return fmt.Errorf("%d characters of names and actions in all are more than a DatasetteToken allows (%d)", chars, maxRestrictionChars)
 	}
 	return nil
 }

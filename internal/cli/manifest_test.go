@@ -184,6 +184,10 @@ func TestManifestErrors(t *testing.T) {
 			"Error: cannot write these restrictions as a DatasetteToken: -d \"db\": 65 actions are more than a DatasetteToken allows (64)\n"},
 		{"too many databases", with(append([]string{"root"}, many("-d", 1025, func(i int) []string { return []string{fmt.Sprint("db", i), "view-table"} })...)...),
 			"Error: cannot write these restrictions as a DatasetteToken: 1025 databases are more than a DatasetteToken allows (1024)\n"},
+		{"too many actions in all", with(append([]string{"root"}, many("-d", 1024*8, func(i int) []string { return []string{fmt.Sprint("db", i/8), fmt.Sprint("a", i%8)} })...)...),
+			"Error: cannot write these restrictions as a DatasetteToken: 9216 entries and actions in all are more than a DatasetteToken allows (8192)\n"},
+		{"too many characters in all", with(append([]string{"root"}, many("-d", 200, func(i int) []string { return []string{fmt.Sprintf("%04d%s", i, strings.Repeat("x", 996)), "vt"} })...)...),
+			"Error: cannot write these restrictions as a DatasetteToken: 200400 characters of names and actions in all are more than a DatasetteToken allows (131072)\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runMain(append([]string{"manifest"}, tc.args...), nil)
