@@ -56,7 +56,7 @@ func main() {
 		"If set, the metrics endpoint is served securely via HTTPS. Use --metrics-secure=false to use HTTP instead.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
 		"If set, HTTP/2 will be enabled for the metrics server (off by default: see CVE-2023-44487).")
-	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", 4,
+	flag.IntVar(&maxConcurrentReconciles, "max-concurrent-reconciles", 16,
 		"How many DatasetteTokens are reconciled at once.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to confine the operator to; empty means every namespace.")
