@@ -194,33 +194,22 @@ func (r *DatasetteTokenReconciler) emitSummaries(ctx context.Context, sums []sum
 	}
 }
 
-// summaryObject is the object a summary event regards, with its UID when the cache has it.
+// summaryObject is the object a summary event regards: the signer as the cache holds it (the
+// recorder leaves its resourceVersion out), or the signing Secret by name (the Secret metadata
+// watch keeps no UID to add).
 func (r *DatasetteTokenReconciler) summaryObject(ctx context.Context, t summaryTarget) runtime.Object {
-	key := types.NamespacedName{Namespace: t.namespace, Name: t.name}
-	objectMeta := metav1.ObjectMeta{Namespace: t.namespace, Name: t.name}
-	var obj client.Object
-	var reader client.Reader = r.Client
+	var signer client.Object
 	switch t.kind {
 	case datasettev1alpha1.ClusterDatasetteSignerKind:
-		obj = &datasettev1alpha1.ClusterDatasetteSigner{}
+		signer = &datasettev1alpha1.ClusterDatasetteSigner{}
 	case datasettev1alpha1.DatasetteSignerKind:
-		obj = &datasettev1alpha1.DatasetteSigner{}
+		signer = &datasettev1alpha1.DatasetteSigner{}
 	default:
-		meta := &metav1.PartialObjectMetadata{}
-		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		obj, reader = meta, r.secretMetadata
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: t.namespace, Name: t.name}}
 	}
-	if reader != nil {
-		if found, err := get(ctx, reader, key, obj); found && err == nil {
-			objectMeta.UID = obj.GetUID()
-		}
+	if found, err := get(ctx, r.Client, types.NamespacedName{Namespace: t.namespace, Name: t.name}, signer); !found || err != nil {
+		signer.SetNamespace(t.namespace)
+		signer.SetName(t.name)
 	}
-	switch t.kind {
-	case datasettev1alpha1.ClusterDatasetteSignerKind:
-		return &datasettev1alpha1.ClusterDatasetteSigner{ObjectMeta: objectMeta}
-	case datasettev1alpha1.DatasetteSignerKind:
-		return &datasettev1alpha1.DatasetteSigner{ObjectMeta: objectMeta}
-	default:
-		return &corev1.Secret{ObjectMeta: objectMeta}
-	}
+	return signer
 }

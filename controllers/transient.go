@@ -22,7 +22,7 @@ func isTransient(err error) bool {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr):
 		return true
 	}
-	if status, ok := err.(apierrors.APIStatus); ok || errors.As(err, &status) {
+	if status := apierrors.APIStatus(nil); errors.As(err, &status) {
 		return status.Status().Code >= 500
 	}
 	return false

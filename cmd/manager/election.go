@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"time"
 )
@@ -12,7 +11,8 @@ type leaderElection struct {
 	leaseDuration, renewDeadline, retryPeriod time.Duration
 }
 
-// bindFlags registers the flags with client-go's defaults.
+// bindFlags registers the flags with client-go's defaults. client-go's leader elector checks
+// them when the manager starts (lease > renew deadline > 1.2 × retry period > 0).
 func (l *leaderElection) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&l.namespace, "leader-election-namespace", "",
 		"Namespace of the leader election Lease; empty means the Pod's own namespace (required outside a Pod, e.g. make run).")
@@ -22,18 +22,4 @@ func (l *leaderElection) bindFlags(fs *flag.FlagSet) {
 		"How long the leader keeps trying to renew the Lease before it gives up leading (and exits).")
 	fs.DurationVar(&l.retryPeriod, "leader-election-retry-period", 2*time.Second,
 		"How often candidates try to acquire or renew the Lease.")
-}
-
-// validate checks the durations as client-go's leader elector will: lease > renew deadline >
-// retry period (times its jitter factor 1.2) > 0.
-func (l *leaderElection) validate() error {
-	switch {
-	case l.retryPeriod <= 0:
-		return errors.New("--leader-election-retry-period must be positive")
-	case l.renewDeadline <= time.Duration(1.2*float64(l.retryPeriod)):
-		return errors.New("--leader-election-renew-deadline must be longer than 1.2 × --leader-election-retry-period")
-	case l.leaseDuration <= l.renewDeadline:
-		return errors.New("--leader-election-lease-duration must be longer than --leader-election-renew-deadline")
-	}
-	return nil
 }

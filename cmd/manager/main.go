@@ -121,10 +121,6 @@ func main() {
 		}
 	}
 	setupLog.Info("starting", "version", version.String(), "watchNamespaces", namespaces, "maxConcurrentReconciles", maxConcurrentReconciles)
-	if err := election.validate(); err != nil {
-		setupLog.Error(err, "invalid leader election flags")
-		os.Exit(1)
-	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
