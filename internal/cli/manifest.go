@@ -353,6 +353,8 @@ func checkRestrictions(r *manifestRestrictions) error {
 	if err := checkActions("-a", r.All, maxAllActions); err != nil {
 		return err
 	}
+	// The schema also bounds all restrictions together: entries and actions, and characters.
+	values, chars := len(r.All), actionChars(r.All)
 	if len(r.Databases) > maxEntries {
 		return fmt.Errorf("%d databases are more than a DatasetteToken allows (%d)", len(r.Databases), maxEntries)
 	}
@@ -363,6 +365,8 @@ func checkRestrictions(r *manifestRestrictions) error {
 		if err := checkActions("-d "+quote(d.Name), d.Actions, maxEntryActions); err != nil {
 			return err
 		}
+		values += 1 + len(d.Actions)
+		chars += utf8.RuneCountInString(d.Name) + actionChars(d.Actions)
 	}
 	if len(r.Resources) > maxEntries {
 		return fmt.Errorf("%d resources are more than a DatasetteToken allows (%d)", len(r.Resources), maxEntries)
@@ -377,29 +381,8 @@ func checkRestrictions(r *manifestRestrictions) error {
 		if err := checkActions("-r "+quote(res.Database)+" "+quote(res.Resource), res.Actions, maxEntryActions); err != nil {
 			return err
 		}
-	}
-	return checkRestrictionTotals(r)
-}
-
-// checkRestrictionTotals checks the schema's bounds on all restrictions together: how many
-// entries and actions, and how many characters of names and actions.
-func checkRestrictionTotals(r *manifestRestrictions) error {
-	values, chars := len(r.All), 0
-	addActions := func(actions []string) {
-		for _, a := range actions {
-			chars += utf8.RuneCountInString(a)
-		}
-	}
-	addActions(r.All)
-	for _, d := range r.Databases {
-		values += 1 + len(d.Actions)
-		chars += utf8.RuneCountInString(d.Name)
-		addActions(d.Actions)
-	}
-	for _, res := range r.Resources {
 		values += 1 + len(res.Actions)
-		chars += utf8.RuneCountInString(res.Database) + utf8.RuneCountInString(res.Resource)
-		addActions(res.Actions)
+		chars += utf8.RuneCountInString(res.Database) + utf8.RuneCountInString(res.Resource) + actionChars(res.Actions)
 	}
 	switch {
 	case values > maxRestrictionValues:
@@ -408,6 +391,15 @@ func checkRestrictionTotals(r *manifestRestrictions) error {
 		return fmt.Errorf("%d characters of names and actions in all are more than a DatasetteToken allows (%d)", chars, maxRestrictionChars)
 	}
 	return nil
+}
+
+// actionChars is how many characters actions have together, as the schema counts them.
+func actionChars(actions []string) int {
+	n := 0
+	for _, a := range actions {
+		n += utf8.RuneCountInString(a)
+	}
+	return n
 }
 
 // checkActions checks a list of actions against the schema's limits.
