@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -375,16 +376,21 @@ func TestDeletionPolicy(t *testing.T) {
 	liveKey := client.ObjectKeyFromObject(live)
 	waitReason(t, liveKey, ReasonIssued)
 	g.Eventually(finalizers(liveKey), eventually, poll).Should(ContainElement(finalizerRetain))
-	cur := getToken(t, liveKey)
-	cur.Spec.DeletionPolicy = datasettev1alpha1.DeletionPolicyDelete
-	g.Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+	// The operator writes the token too (its finalizer, its status): an edit retries on conflict,
+	// as kubectl's does.
+	setDeletionPolicy := func(policy datasettev1alpha1.DeletionPolicy) {
+		g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur := getToken(t, liveKey)
+			cur.Spec.DeletionPolicy = policy
+			return k8sClient.Update(ctx, cur)
+		})).To(Succeed())
+	}
+	setDeletionPolicy(datasettev1alpha1.DeletionPolicyDelete)
 	g.Eventually(finalizers(liveKey), eventually, poll).ShouldNot(ContainElement(finalizerRetain))
-	cur = getToken(t, liveKey)
-	cur.Spec.DeletionPolicy = datasettev1alpha1.DeletionPolicyRetain
-	g.Expect(k8sClient.Update(ctx, cur)).To(Succeed())
+	setDeletionPolicy(datasettev1alpha1.DeletionPolicyRetain)
 	g.Eventually(finalizers(liveKey), eventually, poll).Should(ContainElement(finalizerRetain))
 	waitReason(t, liveKey, ReasonIssued)
-	cur = getToken(t, liveKey)
+	cur := getToken(t, liveKey)
 	g.Expect(controllerutil.ContainsFinalizer(cur, finalizerRetain)).To(BeTrue())
 	g.Expect(k8sClient.Delete(ctx, cur)).To(Succeed())
 	g.Eventually(gone(liveKey), eventually, poll).Should(BeTrue())
