@@ -1,14 +1,18 @@
 package controllers
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -18,7 +22,7 @@ import (
 
 // What the operator keeps in memory. Every Secret carrying its managed-by label is cached, but
 // trimmed to what the controller reads; every other Secret is seen through a metadata watch
-// trimmed to its name and version.
+// trimmed to its name and version. No Secret is in both.
 
 const (
 	// maxTemplateRecord bounds the template-keys annotation the cache reads (64 label and 64
@@ -33,6 +37,41 @@ const (
 	// digestPrefix marks a value kept as its digest.
 	digestPrefix = "\x00sha256:"
 )
+
+// withoutManagedByLabel selects the Secrets the metadata watch holds: every Secret the manager's
+// cache does not.
+var withoutManagedByLabel = func() labels.Selector {
+	notOurs, err := labels.NewRequirement(managedByLabel, selection.NotEquals, []string{managedByValue})
+	if err != nil {
+		panic(err) // constant arguments
+	}
+	return labels.NewSelector().Add(*notOurs)
+}()
+
+// secretVersions reads any Secret's identity and resourceVersion, as a PartialObjectMetadata,
+// from whichever of the two caches holds it.
+type secretVersions struct {
+	unlabelled client.Reader // the metadata cache: Secrets without the operator's label
+	labelled   client.Reader // the manager's cache: Secrets with it
+}
+
+// Get reads the metadata of Secret key into obj, a *metav1.PartialObjectMetadata.
+func (v secretVersions) Get(ctx context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	err := v.unlabelled.Get(ctx, key, obj)
+	if !apierrors.IsNotFound(err) {
+		return err
+	}
+	var secret corev1.Secret
+	if err := v.labelled.Get(ctx, key, &secret); err != nil {
+		return err
+	}
+	meta, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return fmt.Errorf("reading Secret %s: want a *PartialObjectMetadata, not %T", key, obj)
+	}
+	meta.ObjectMeta = secret.ObjectMeta
+	return nil
+}
 
 // CacheOptions returns the manager cache settings the controller relies on: Secrets are cached
 // only when they carry the operator's label, trimmed by trimOwnedSecret, and managed fields are

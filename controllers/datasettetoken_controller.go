@@ -67,7 +67,7 @@ type DatasetteTokenReconciler struct {
 	// Prober asks signers' instances about their key; nil means dsprobe.Probe. Tests inject one.
 	Prober Prober
 
-	// secretMetadata is the metadata-only watch of Secrets.
+	// secretMetadata is the metadata-only watch of the Secrets without the operator's label.
 	secretMetadata cache.Cache
 	// keys holds the signing keys in use.
 	keys *keyCache

@@ -659,6 +659,56 @@ func TestCachesOnlyOwnedSecrets(t *testing.T) {
 	if err := cached.Get(ctx, types.NamespacedName{Namespace: ns, Name: "datasette"}, &s); !apierrors.IsNotFound(err) {
 		t.Errorf("the signing Secret's data is cached (err=%v); only Secrets carrying %s may be", err, managedByLabel)
 	}
+	// The metadata watch holds the other Secrets, and not the operator's: no Secret is watched twice.
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := m.reconciler.secretMetadata.Get(ctx, types.NamespacedName{Namespace: ns, Name: "datasette"}, meta); err != nil {
+		t.Errorf("the signing Secret is not in the metadata watch: %v", err)
+	}
+	if err := m.reconciler.secretMetadata.Get(ctx, types.NamespacedName{Namespace: ns, Name: "cached"}, meta); !apierrors.IsNotFound(err) {
+		t.Errorf("the operator's own Secret is in the metadata watch too (err=%v): each of its writes is watched twice", err)
+	}
+}
+
+// A signing Secret carrying the operator's label is in the manager's cache, not the metadata
+// watch: its rotations are seen all the same, and so are they after the label goes.
+func TestLabelledSigningSecretRotates(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	startManager(t, ns)
+	signing := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "datasette", Labels: map[string]string{managedByLabel: managedByValue}},
+		StringData: map[string]string{defaultSigningKey: "labelled-1"},
+	}
+	create(t, signing)
+	tok := newToken(ns, "labelled", "bot")
+	create(t, tok)
+	waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)
+	signedWith := func(key string) {
+		t.Helper()
+		NewWithT(t).Eventually(func() error {
+			_, err := dstoken.NewVerifier([]byte(key)).Verify(string(outputSecret(t, ns, "labelled").Data["token"]), dstoken.VerifyOptions{Now: time.Now()})
+			return err
+		}, eventually, poll).Should(Succeed(), "the token is not signed with %q", key)
+	}
+	signedWith("labelled-1")
+	rotate := func(key string, labels map[string]string) {
+		t.Helper()
+		NewWithT(t).Eventually(func() error {
+			var s corev1.Secret
+			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(signing), &s); err != nil {
+				return err
+			}
+			s.StringData, s.Labels = map[string]string{defaultSigningKey: key}, labels
+			return k8sClient.Update(ctx, &s)
+		}, eventually, poll).Should(Succeed())
+	}
+	rotate("labelled-2", map[string]string{managedByLabel: managedByValue})
+	signedWith("labelled-2")
+	rotate("unlabelled-3", nil)
+	signedWith("unlabelled-3")
+	rotate("labelled-4", map[string]string{managedByLabel: managedByValue})
+	signedWith("labelled-4")
 }
 
 // A key removed from secretTemplate leaves the Secret; keys others put there stay, and the token

@@ -45,13 +45,13 @@ type keyLookup struct {
 const maxKeySize = 4 << 10
 
 // keyCache keeps the signing keys that DatasetteTokens and signers use, so that reconciling
-// does not read a Secret from the API server while its resourceVersion, as the Secret metadata
-// watch sees it, is unchanged. After a rotation the first reconcile reads the Secret once for
+// does not read a Secret from the API server while its resourceVersion, as the watches see it, is
+// unchanged. After a rotation the first reconcile reads the Secret once for
 // every token that uses it. Each (Secret, key name) is kept while a token or a signer uses it
 // and dropped when none does; the bytes held per Secret, per namespace and in all are capped.
 type keyCache struct {
-	// metadata reads Secrets' metadata from the watch's cache.
-	metadata client.Reader
+	// metadata reads Secrets' metadata from the caches (secretVersions).
+	metadata metadataGetter
 	// api reads a Secret from the API server.
 	api client.Reader
 	// namespaces, when not empty, are the only namespaces whose Secrets may be read.
@@ -123,7 +123,12 @@ const (
 	DefaultKeyCacheBytes = 16 << 20
 )
 
-func newKeyCache(metadata, api client.Reader, namespaces []string, maxSecretBytes, maxBytes int64) *keyCache {
+// metadataGetter reads an object's metadata.
+type metadataGetter interface {
+	Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error
+}
+
+func newKeyCache(metadata metadataGetter, api client.Reader, namespaces []string, maxSecretBytes, maxBytes int64) *keyCache {
 	if maxSecretBytes <= 0 {
 		maxSecretBytes = DefaultKeyCacheSecretBytes
 	}

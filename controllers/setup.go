@@ -34,10 +34,12 @@ const (
 )
 
 // SetupWithManager registers the DatasetteToken controller and the two signer controllers.
-// Besides DatasetteTokens and the Secrets they own, they watch every Secret's metadata (never its
-// data) in a cache of their own that keeps only names and resource versions, so that a signing
-// key's rotation, or a conflicting Secret's removal, wakes the objects that name it within
-// seconds; signers; and namespaces' labels, for ClusterDatasetteSigners' namespaceSelectors.
+// Besides DatasetteTokens and the Secrets carrying the operator's label, they watch every other
+// Secret's metadata (never its data) in a cache of their own that keeps only names and resource
+// versions, so that a signing key's rotation, or a conflicting Secret's removal, wakes the objects
+// that name it within seconds; signers; and namespaces' labels, for ClusterDatasetteSigners'
+// namespaceSelectors. Each Secret is in exactly one of the two Secret watches, so each write of
+// one costs one watch event.
 func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
@@ -47,7 +49,7 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	metadataOptions := cache.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper(), DefaultTransform: keepIdentityOnly,
-		HTTPClient: mgr.GetHTTPClient()}
+		DefaultLabelSelector: withoutManagedByLabel, HTTPClient: mgr.GetHTTPClient()}
 	if len(r.Namespaces) > 0 {
 		metadataOptions.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range r.Namespaces {
@@ -62,7 +64,7 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("adding the Secret metadata cache: %w", err)
 	}
 	r.secretMetadata = secretMetadata
-	r.keys = newKeyCache(secretMetadata, r.APIReader, r.Namespaces, r.KeyCacheMaxSecretBytes, r.KeyCacheMaxBytes)
+	r.keys = newKeyCache(secretVersions{unlabelled: secretMetadata, labelled: r.Client}, r.APIReader, r.Namespaces, r.KeyCacheMaxSecretBytes, r.KeyCacheMaxBytes)
 	if err := mgr.Add(summaryEmitter{r: r}); err != nil {
 		return fmt.Errorf("adding the mint summary emitter: %w", err)
 	}
@@ -73,8 +75,9 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&datasettev1alpha1.DatasetteToken{}, builder.WithPredicates(predicate.Or[client.Object](
 			predicate.GenerationChangedPredicate{}, renewRequested{}, deletionStarted{}))).
 		Owns(&corev1.Secret{}, builder.WithPredicates(r.secretWrites.notOwnWrite())).
+		Watches(&corev1.Secret{}, lowPriorityFanOut(r.tokensNamingSecret), builder.WithPredicates(r.secretWrites.notOwnWrite())).
 		WatchesRawSource(source.Kind(secretMetadata, client.Object(secretMeta), lowPriorityFanOut(r.tokensNamingSecret),
-			r.secretWrites.notOwnWrite())).
+			r.secretWrites.notOwnWriteKeepingLog())).
 		Watches(&datasettev1alpha1.DatasetteSigner{}, lowPriorityFanOut(r.tokensOfSigner),
 			builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, instanceChanged{}))).
 		Watches(&datasettev1alpha1.ClusterDatasetteSigner{}, lowPriorityFanOut(r.tokensOfSigner),
@@ -91,6 +94,7 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		s := &signerReconciler{Client: r.Client, Recorder: r.Recorder, keys: r.keys, kind: kind, probes: r.probeSettings()}
 		err := ctrl.NewControllerManagedBy(mgr).
 			For(kind.newObject(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(s.signersNamingSecret)).
 			WatchesRawSource(source.Kind(secretMetadata, client.Object(secretMeta), handler.EnqueueRequestsFromMapFunc(s.signersNamingSecret))).
 			// As many workers as the token controller: a probe may take its whole timeout.
 			WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).

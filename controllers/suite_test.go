@@ -166,7 +166,14 @@ func startManager(t *testing.T, namespace string, opts ...managerOption) *testMa
 	if err != nil {
 		t.Fatalf("creating a manager: %v", err)
 	}
-	r.Client, r.APIReader, r.Recorder = mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("datasette-token-operator")
+	r.Client, r.APIReader = mgr.GetClient(), mgr.GetAPIReader()
+	var stopEvents func()
+	r.Recorder, stopEvents, err = NewEventRecorder(options.Logger.WithName("events"), mgr.GetConfig(), mgr.GetHTTPClient(), mgr.GetScheme(),
+		DefaultEventQPS, DefaultEventBurst)
+	if err != nil {
+		t.Fatalf("creating the event recorder: %v", err)
+	}
+	t.Cleanup(stopEvents) // after the manager's own cleanup, registered below
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatalf("setting up the controller: %v", err)
 	}

@@ -74,9 +74,17 @@ func (l *writeLog) seen(obj client.Object) bool {
 // notOwnWrite is a predicate that drops the create and update events echoing the operator's own
 // writes, and forgets an object when it is deleted.
 func (l *writeLog) notOwnWrite() predicate.Funcs {
+	p := l.notOwnWriteKeepingLog()
+	p.DeleteFunc = func(e event.DeleteEvent) bool { l.forget(client.ObjectKeyFromObject(e.Object)); return true }
+	return p
+}
+
+// notOwnWriteKeepingLog is notOwnWrite for a watch whose delete events may only mean that an
+// object left its label selector (the Secret metadata watch, when the operator labels a Secret
+// back): it forgets nothing, since the object may live on in the other watch.
+func (l *writeLog) notOwnWriteKeepingLog() predicate.Funcs {
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool { return !l.seen(e.Object) },
 		UpdateFunc: func(e event.UpdateEvent) bool { return !l.seen(e.ObjectNew) },
-		DeleteFunc: func(e event.DeleteEvent) bool { l.forget(client.ObjectKeyFromObject(e.Object)); return true },
 	}
 }

@@ -77,6 +77,12 @@ func main() {
 		"The most bytes of signing keys the operator holds from one Secret; a key beyond it is not held and its tokens report why.")
 	flag.Int64Var(&keyCacheBytes, "key-cache-bytes", controllers.DefaultKeyCacheBytes,
 		"The most bytes of signing keys the operator holds in all; a key beyond it is not held and its tokens report why.")
+	var eventQPS float64
+	var eventBurst int
+	flag.Float64Var(&eventQPS, "event-qps", controllers.DefaultEventQPS,
+		"How many events a second the operator sends once --event-burst is spent; the others wait their turn, so that a burst of mints writes its Secrets first. 0: no limit.")
+	flag.IntVar(&eventBurst, "event-burst", controllers.DefaultEventBurst,
+		"How many events the operator sends at once before --event-qps applies.")
 	var metricsCertFlags metricsCert
 	metricsCertFlags.bindFlags(flag.CommandLine)
 	election.bindFlags(flag.CommandLine)
@@ -149,10 +155,16 @@ func main() {
 		}
 	}
 
+	ctx := ctrl.SetupSignalHandler()
+	recorder, stopEvents, err := controllers.NewEventRecorder(ctrl.Log.WithName("events"), mgr.GetConfig(), mgr.GetHTTPClient(), mgr.GetScheme(), eventQPS, eventBurst)
+	if err != nil {
+		setupLog.Error(err, "unable to record events")
+		os.Exit(1)
+	}
 	if err := (&controllers.DatasetteTokenReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("datasette-token-operator"),
+		Recorder:  recorder,
 
 		MaxConcurrentReconciles: maxConcurrentReconciles,
 		Namespaces:              namespaces,
@@ -176,7 +188,9 @@ func main() {
 	}
 
 	setupLog.Info("starting manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	err = mgr.Start(ctx)
+	stopEvents() // the events recorded last, the mint summaries among them, are sent
+	if err != nil {
 		setupLog.Error(err, "problem running manager")
 		os.Exit(1)
 	}

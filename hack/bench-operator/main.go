@@ -39,6 +39,7 @@ type config struct {
 	workers              int
 	floorWorkers         []int
 	floorRounds          int
+	rotationRounds       int
 	cpuProfile           string
 	cpuProfileSeconds    int
 	maxConcurrent        int
@@ -106,6 +107,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&floorWorkers, "floor-workers", "1,8,32", "worker counts the raw floor is measured with (the best is kept)")
 	fs.IntVar(&cfg.floorRounds, "floor-rounds", 2,
 		"how many times the floor is measured at each worker count, the best kept (on a shared machine one round can be 2× slower)")
+	fs.IntVar(&cfg.rotationRounds, "rotation-rounds", 2,
+		"how many times the operator's rotation is measured, the fastest kept as the floor's is")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the manager's CPU profile of the rotation to this file (the manager must have --pprof-bind-address)")
 	fs.IntVar(&cfg.cpuProfileSeconds, "cpuprofile-seconds", 15, "how long the rotation's CPU profile runs, from the key's change")
 	fs.IntVar(&cfg.maxConcurrent, "max-concurrent-reconciles", 0,
@@ -148,6 +151,8 @@ func (c config) check() error {
 		return fmt.Errorf("-repairs %d: want 1 to -n (%d)", c.repairs, c.tokens)
 	case c.floorRounds < 1 || c.floorRounds > 5:
 		return fmt.Errorf("-floor-rounds %d: want 1 to 5", c.floorRounds)
+	case c.rotationRounds < 1 || c.rotationRounds > 5:
+		return fmt.Errorf("-rotation-rounds %d: want 1 to 5", c.rotationRounds)
 	case c.cpuProfileSeconds < 1 || c.cpuProfileSeconds > 600:
 		return fmt.Errorf("-cpuprofile-seconds %d: want 1 to 600", c.cpuProfileSeconds)
 	case c.workers < 1 || c.workers > 256:

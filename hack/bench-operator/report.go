@@ -91,6 +91,7 @@ func (b *bench) measures() []measure {
 	rows := slices.Concat([]measure{
 		compared(fmt.Sprintf("burst: create → all %d Ready", b.cfg.tokens), "s", o.burstReady.Seconds(), f.burst.elapsed.Seconds()),
 		compared("burst: create → manager idle", "s", o.burstIdle.Seconds(), f.burst.elapsed.Seconds()),
+		alone("burst: create → all first-issue events sent", "s", o.burstEvents.Seconds()),
 		alone("burst: reconciles per token", "", o.burstReconciles),
 		compared("burst: writes per token", "", burstOp.total(writeVerbs...)/n, burstFloor.total(writeVerbs...)/n),
 		compared("burst: GET/LIST per token", "", burstOp.total(readVerbs...)/n, burstFloor.total(readVerbs...)/n),
@@ -112,6 +113,13 @@ func (b *bench) measures() []measure {
 	}, b.floorRows())
 	if !o.rss.settled || !o.rssUnrelated.settled {
 		b.notes = append(b.notes, "memory: the resident size had not settled within a minute; the last reading is shown")
+	}
+	if len(o.rotations) > 1 {
+		rounds := make([]string, len(o.rotations))
+		for i, d := range o.rotations {
+			rounds[i] = fmt.Sprintf("%.2f s", d.Seconds())
+		}
+		b.notes = append(b.notes, "rotation: rounds "+strings.Join(rounds, ", ")+"; the fastest is kept, as the floor's fastest run is")
 	}
 	b.notes = append(b.notes,
 		"burst: the manager's own client requests: "+methods(o.burstClient),
