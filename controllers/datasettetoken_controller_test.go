@@ -660,12 +660,12 @@ func TestCachesOnlyOwnedSecrets(t *testing.T) {
 		t.Errorf("the signing Secret's data is cached (err=%v); only Secrets carrying %s may be", err, managedByLabel)
 	}
 	// The metadata watch holds the other Secrets, and not the operator's: no Secret is watched twice.
-	meta := &metav1.PartialObjectMetadata{}
-	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	if err := m.reconciler.secretMetadata.Get(ctx, types.NamespacedName{Namespace: ns, Name: "datasette"}, meta); err != nil {
+	partial := &metav1.PartialObjectMetadata{}
+	partial.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := m.reconciler.secretMetadata.Get(ctx, types.NamespacedName{Namespace: ns, Name: "datasette"}, partial); err != nil {
 		t.Errorf("the signing Secret is not in the metadata watch: %v", err)
 	}
-	if err := m.reconciler.secretMetadata.Get(ctx, types.NamespacedName{Namespace: ns, Name: "cached"}, meta); !apierrors.IsNotFound(err) {
+	if err := m.reconciler.secretMetadata.Get(ctx, types.NamespacedName{Namespace: ns, Name: "cached"}, partial); !apierrors.IsNotFound(err) {
 		t.Errorf("the operator's own Secret is in the metadata watch too (err=%v): each of its writes is watched twice", err)
 	}
 }

@@ -91,7 +91,7 @@ func TestEventsArePaced(t *testing.T) {
 	paced := newPacedEventSink(sink, rate.NewLimiter(qps, burst), logr.Discard())
 	runSink(t, paced)
 	start := time.Now()
-	var want []string
+	want := make([]string, 0, n)
 	for i := range n {
 		name := fmt.Sprintf("e%02d", i)
 		if _, err := paced.Create(context.Background(), anEvent("ns", name)); err != nil {

@@ -80,7 +80,8 @@ func main() {
 	var eventQPS float64
 	var eventBurst int
 	flag.Float64Var(&eventQPS, "event-qps", controllers.DefaultEventQPS,
-		"How many events a second the operator sends once --event-burst is spent; the others wait their turn, so that a burst of mints writes its Secrets first. 0: no limit.")
+		"How many events a second the operator sends once --event-burst is spent; the others wait their turn, "+
+			"so that a burst of mints writes its Secrets first. 0: no limit.")
 	flag.IntVar(&eventBurst, "event-burst", controllers.DefaultEventBurst,
 		"How many events the operator sends at once before --event-qps applies.")
 	var metricsCertFlags metricsCert
@@ -156,7 +157,8 @@ func main() {
 	}
 
 	ctx := ctrl.SetupSignalHandler()
-	recorder, stopEvents, err := controllers.NewEventRecorder(ctrl.Log.WithName("events"), mgr.GetConfig(), mgr.GetHTTPClient(), mgr.GetScheme(), eventQPS, eventBurst)
+	recorder, stopEvents, err := controllers.NewEventRecorder(ctrl.Log.WithName("events"), mgr.GetConfig(), mgr.GetHTTPClient(),
+		mgr.GetScheme(), eventQPS, eventBurst)
 	if err != nil {
 		setupLog.Error(err, "unable to record events")
 		os.Exit(1)
