@@ -209,3 +209,35 @@ func TestFormatCount(t *testing.T) {
 		t.Errorf("compared(3 s, 2 s) = %+v", m)
 	}
 }
+
+func TestFloorConditions(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	tr := &tracker{
+		tokens: map[string]tokenState{
+			"a": {ready: true, readySeenAt: at(-50), versionAt: at(300)},
+			"b": {ready: true, readySeenAt: at(120), versionAt: at(200)},
+			"c": {ready: false, versionAt: at(-10)}, // not rewritten since the start
+		},
+		secrets: map[string]secretState{
+			"a": {seenAt: at(400)},
+			"b": {seenAt: at(100)},
+			"c": {seenAt: at(500)},
+		},
+	}
+	var last time.Time
+	if done, progress := allReady(2, &last)(tr); !done || !last.Equal(at(120)) {
+		t.Errorf("allReady(2) = %v (%s), last %v; want done, last at 120ms", done, progress, last.Sub(t0))
+	}
+	if done, progress := allReady(3, new(time.Time))(tr); done || progress != "2 of 3 Ready" {
+		t.Errorf("allReady(3) = %v (%s), want not done, 2 of 3", done, progress)
+	}
+	last = time.Time{}
+	if done, progress := allRewritten(3, t0, &last)(tr); done || progress != "2 of 3 rewritten" || !last.Equal(at(400)) {
+		t.Errorf("allRewritten(3) = %v (%s), last %v; want not done, 2 of 3, last at 400ms", done, progress, last.Sub(t0))
+	}
+	tr.tokens["c"] = tokenState{versionAt: at(600)}
+	if done, _ := allRewritten(3, t0, &last)(tr); !done || !last.Equal(at(600)) {
+		t.Errorf("allRewritten(3) after c's status = %v, last %v; want done at 600ms", done, last.Sub(t0))
+	}
+}

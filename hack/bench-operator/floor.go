@@ -21,7 +21,8 @@ import (
 type floorRun struct {
 	round    int // 1 for the first run at each worker count, 2 for the second, …
 	workers  int
-	elapsed  time.Duration
+	elapsed  time.Duration // until the harness's watch saw the last write, as the operator is timed
+	returned time.Duration // until the client's last write returned
 	requests requestCounts // the API requests it made (the floor's group counted as the operator's)
 }
 
@@ -35,6 +36,113 @@ type floorSet struct {
 // floorNamespace names the namespace of the floor run with `workers` workers.
 func floorNamespace(workers, round int) string {
 	return fmt.Sprintf("bench-floor-r%d-w%d", round, workers)
+}
+
+// timedFloor runs write, the floor's writes, and times it as the operator is timed: until the
+// harness's watch on the namespace, started before, has seen every write (done), so that both
+// sides pay for the same observer. It returns the run with the API requests made meanwhile.
+func timedFloor(ctx context.Context, cp *controlPlane, namespace string, write func() error,
+	done func(start time.Time, last *time.Time) condition) (floorRun, error) {
+	track, err := startTracker(ctx, cp, cp.floor, namespace)
+	if err != nil {
+		return floorRun{}, err
+	}
+	defer track.stop()
+	before, err := cp.apiRequests(ctx)
+	if err != nil {
+		return floorRun{}, err
+	}
+	start := time.Now()
+	if err := write(); err != nil {
+		return floorRun{}, err
+	}
+	returned := time.Since(start)
+	var last time.Time
+	if err := track.wait(ctx, "the floor's writes seen", time.Minute, done(start, &last)); err != nil {
+		return floorRun{}, err
+	}
+	after, err := cp.apiRequests(ctx)
+	if err != nil {
+		return floorRun{}, err
+	}
+	return floorRun{elapsed: last.Sub(start), returned: returned, requests: after.since(before).withGroup(floorGroup, tokenGroup)}, nil
+}
+
+// floorBurst creates n tokens with their Secrets and Ready statuses: per token, create the
+// DatasetteToken, create its Secret, update its status.
+func floorBurst(ctx context.Context, cp *controlPlane, n, workers, round int) (floorRun, *floorSet, error) {
+	set := &floorSet{namespace: floorNamespace(workers, round), tokens: make([]*unstructured.Unstructured, n), secrets: make([]*corev1.Secret, n)}
+	if err := createNamespace(ctx, cp, set.namespace); err != nil {
+		return floorRun{}, nil, err
+	}
+	apiVersion := floorGroup + "/" + cp.floor.Version
+	tokens := cp.dyn.Resource(cp.floor).Namespace(set.namespace)
+	secrets := cp.kube.CoreV1().Secrets(set.namespace)
+	write := func() error {
+		return forEach(ctx, workers, n, func(ctx context.Context, i int) error {
+			tok, err := tokens.Create(ctx, newToken(apiVersion, set.namespace, i), metav1.CreateOptions{})
+			if err != nil {
+				return fmt.Errorf("floor: creating a token: %w", err)
+			}
+			now := time.Now()
+			if set.secrets[i], err = secrets.Create(ctx, floorSecret(tok, now), metav1.CreateOptions{}); err != nil {
+				return fmt.Errorf("floor: creating a Secret: %w", err)
+			}
+			setReadyStatus(tok, now)
+			if set.tokens[i], err = tokens.UpdateStatus(ctx, tok, metav1.UpdateOptions{}); err != nil {
+				return fmt.Errorf("floor: updating a status: %w", err)
+			}
+			return nil
+		})
+	}
+	run, err := timedFloor(ctx, cp, set.namespace, write, func(_ time.Time, last *time.Time) condition { return allReady(n, last) })
+	run.round, run.workers = round, workers
+	return run, set, err
+}
+
+// floorRotate re-mints every token of set: per token, update its Secret, update its status.
+func floorRotate(ctx context.Context, cp *controlPlane, set *floorSet, workers, round int) (floorRun, error) {
+	tokens := cp.dyn.Resource(cp.floor).Namespace(set.namespace)
+	secrets := cp.kube.CoreV1().Secrets(set.namespace)
+	write := func() error {
+		return forEach(ctx, workers, len(set.tokens), func(ctx context.Context, i int) error {
+			now := time.Now()
+			secret := set.secrets[i].DeepCopy()
+			secret.Data = fakeSecretData()
+			secret.Annotations["datasette.io/issued-at"] = now.UTC().Format(time.RFC3339)
+			var err error
+			if set.secrets[i], err = secrets.Update(ctx, secret, metav1.UpdateOptions{}); err != nil {
+				return fmt.Errorf("floor: updating a Secret: %w", err)
+			}
+			tok := set.tokens[i].DeepCopy()
+			setReadyStatus(tok, now)
+			if set.tokens[i], err = tokens.UpdateStatus(ctx, tok, metav1.UpdateOptions{}); err != nil {
+				return fmt.Errorf("floor: updating a status: %w", err)
+			}
+			return nil
+		})
+	}
+	run, err := timedFloor(ctx, cp, set.namespace, write, func(start time.Time, last *time.Time) condition {
+		return allRewritten(len(set.tokens), start, last)
+	})
+	run.round, run.workers = round, workers
+	return run, err
+}
+
+// allRewritten is the condition that n tokens and their Secrets, each written once by the floor's
+// rotation, were seen changed since start; *last becomes when the last of them was seen.
+func allRewritten(n int, start time.Time, last *time.Time) condition {
+	return func(t *tracker) (bool, string) {
+		done := 0
+		for name, s := range t.tokens {
+			secret := t.secrets[name]
+			if s.versionAt.After(start) && secret.seenAt.After(start) {
+				done++
+				*last = later(*last, later(s.versionAt, secret.seenAt))
+			}
+		}
+		return done >= n, fmt.Sprintf("%d of %d rewritten", done, n)
+	}
 }
 
 // timedRequests runs f and returns how long it took and the API requests made meanwhile.
@@ -55,65 +163,16 @@ func timedRequests(ctx context.Context, cp *controlPlane, f func() error) (time.
 	return elapsed, after.since(before).withGroup(floorGroup, tokenGroup), nil
 }
 
-// floorBurst creates n tokens with their Secrets and Ready statuses: per token, create the
-// DatasetteToken, create its Secret, update its status.
-func floorBurst(ctx context.Context, cp *controlPlane, n, workers, round int) (floorRun, *floorSet, error) {
-	set := &floorSet{namespace: floorNamespace(workers, round), tokens: make([]*unstructured.Unstructured, n), secrets: make([]*corev1.Secret, n)}
-	if err := createNamespace(ctx, cp, set.namespace); err != nil {
-		return floorRun{}, nil, err
+// floorCreateLatencies creates count Secrets one at a time and returns how long each took to be
+// seen by a watch on the namespace, as a repair is timed, and how long each create took to return.
+func floorCreateLatencies(ctx context.Context, cp *controlPlane, namespace string, count int) (seen, returned []time.Duration, err error) {
+	track, err := startTracker(ctx, cp, cp.floor, namespace)
+	if err != nil {
+		return nil, nil, err
 	}
-	apiVersion := floorGroup + "/" + cp.floor.Version
-	tokens := cp.dyn.Resource(cp.floor).Namespace(set.namespace)
-	secrets := cp.kube.CoreV1().Secrets(set.namespace)
-	elapsed, requests, err := timedRequests(ctx, cp, func() error {
-		return forEach(ctx, workers, n, func(ctx context.Context, i int) error {
-			tok, err := tokens.Create(ctx, newToken(apiVersion, set.namespace, i), metav1.CreateOptions{})
-			if err != nil {
-				return fmt.Errorf("floor: creating a token: %w", err)
-			}
-			now := time.Now()
-			if set.secrets[i], err = secrets.Create(ctx, floorSecret(tok, now), metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("floor: creating a Secret: %w", err)
-			}
-			setReadyStatus(tok, now)
-			if set.tokens[i], err = tokens.UpdateStatus(ctx, tok, metav1.UpdateOptions{}); err != nil {
-				return fmt.Errorf("floor: updating a status: %w", err)
-			}
-			return nil
-		})
-	})
-	return floorRun{round: round, workers: workers, elapsed: elapsed, requests: requests}, set, err
-}
-
-// floorRotate re-mints every token of set: per token, update its Secret, update its status.
-func floorRotate(ctx context.Context, cp *controlPlane, set *floorSet, workers, round int) (floorRun, error) {
-	tokens := cp.dyn.Resource(cp.floor).Namespace(set.namespace)
-	secrets := cp.kube.CoreV1().Secrets(set.namespace)
-	elapsed, requests, err := timedRequests(ctx, cp, func() error {
-		return forEach(ctx, workers, len(set.tokens), func(ctx context.Context, i int) error {
-			now := time.Now()
-			secret := set.secrets[i].DeepCopy()
-			secret.Data = fakeSecretData()
-			secret.Annotations["datasette.io/issued-at"] = now.UTC().Format(time.RFC3339)
-			var err error
-			if set.secrets[i], err = secrets.Update(ctx, secret, metav1.UpdateOptions{}); err != nil {
-				return fmt.Errorf("floor: updating a Secret: %w", err)
-			}
-			tok := set.tokens[i].DeepCopy()
-			setReadyStatus(tok, now)
-			if set.tokens[i], err = tokens.UpdateStatus(ctx, tok, metav1.UpdateOptions{}); err != nil {
-				return fmt.Errorf("floor: updating a status: %w", err)
-			}
-			return nil
-		})
-	})
-	return floorRun{round: round, workers: workers, elapsed: elapsed, requests: requests}, err
-}
-
-// floorCreateLatencies creates count Secrets one at a time and returns how long each create took.
-func floorCreateLatencies(ctx context.Context, cp *controlPlane, namespace string, count int) ([]time.Duration, error) {
+	defer track.stop()
 	secrets := cp.kube.CoreV1().Secrets(namespace)
-	latencies := make([]time.Duration, 0, count)
+	seen, returned = make([]time.Duration, 0, count), make([]time.Duration, 0, count)
 	for i := range count {
 		secret := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("repair-floor-%03d", i), Namespace: namespace,
@@ -122,11 +181,21 @@ func floorCreateLatencies(ctx context.Context, cp *controlPlane, namespace strin
 		}
 		start := time.Now()
 		if _, err := secrets.Create(ctx, secret, metav1.CreateOptions{}); err != nil {
-			return nil, fmt.Errorf("floor: creating a Secret: %w", err)
+			return nil, nil, fmt.Errorf("floor: creating a Secret: %w", err)
 		}
-		latencies = append(latencies, time.Since(start))
+		returned = append(returned, time.Since(start))
+		wait := func(t *tracker) (bool, string) {
+			s, ok := t.secrets[secret.Name]
+			if ok {
+				seen = append(seen, s.seenAt.Sub(start))
+			}
+			return ok, "not yet"
+		}
+		if err := track.wait(ctx, "Secret "+secret.Name+" seen", time.Minute, wait); err != nil {
+			return nil, nil, err
+		}
 	}
-	return latencies, nil
+	return seen, returned, nil
 }
 
 // floorCacheSync lists and watches the bench namespace's DatasetteTokens and Secrets with fresh

@@ -2,7 +2,8 @@
 // (kube-apiserver and etcd, as envtest runs them) beside the raw API floor measured in the same run.
 //
 // It starts the control plane with the CRDs installed, runs the floor (the same API writes made
-// directly by a plain client, best of several worker counts), then runs the manager binary as a
+// directly by a plain client, best of several worker counts, timed as the operator is: until the
+// harness's watch on the namespace has seen the last write), then runs the manager binary as a
 // separate process and measures: N tokens created to all Ready, a signing-key rotation to all
 // re-minted, a restart to an idle work queue, the manager's resident memory with and without many
 // unrelated Secrets, the repair latency of a deleted output Secret, and the API requests per token

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
@@ -29,6 +30,8 @@ type tokenState struct {
 	issuedAt     time.Time // status.issuedAt
 	issuedSeenAt time.Time // when issuedAt was first seen at its current value
 	secretName   string    // status.secretName
+	version      string    // metadata.resourceVersion
+	versionAt    time.Time // when this resourceVersion was first seen
 }
 
 // secretState is what the harness has seen of one Secret.
@@ -50,13 +53,14 @@ type tracker struct {
 	stop    func() // stops the informers
 }
 
-// startTracker starts informers on the namespace's DatasetteTokens and Secrets and returns once
-// they have synced. The caller must call stop: the API server does not stop while they watch.
-func startTracker(ctx context.Context, cp *controlPlane, namespace string) (*tracker, error) {
+// startTracker starts informers on the namespace's tokens (of resource, the operator's CRD or the
+// floor's copy) and Secrets and returns once they have synced. The caller must call stop: the API
+// server does not stop while they watch.
+func startTracker(ctx context.Context, cp *controlPlane, resource schema.GroupVersionResource, namespace string) (*tracker, error) {
 	t := &tracker{changed: make(chan struct{}), tokens: map[string]tokenState{}, secrets: map[string]secretState{}}
 
 	dynFactory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(cp.dyn, 0, namespace, nil)
-	tokens := dynFactory.ForResource(cp.tokens).Informer()
+	tokens := dynFactory.ForResource(resource).Informer()
 	if _, err := tokens.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { t.observeToken(obj) },
 		UpdateFunc: func(_, obj any) { t.observeToken(obj) },
@@ -100,7 +104,11 @@ func (t *tracker) observeToken(obj any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.tokens[u.GetName()]
-	s := tokenState{ready: ready, issuedAt: issuedAt, secretName: secretName, readySeenAt: old.readySeenAt, issuedSeenAt: old.issuedSeenAt}
+	s := tokenState{ready: ready, issuedAt: issuedAt, secretName: secretName, readySeenAt: old.readySeenAt, issuedSeenAt: old.issuedSeenAt,
+		version: u.GetResourceVersion(), versionAt: old.versionAt}
+	if s.version != old.version {
+		s.versionAt = now
+	}
 	switch {
 	case !ready:
 		s.readySeenAt = time.Time{}
@@ -222,4 +230,18 @@ func (t *tracker) locked(f func()) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	f()
+}
+
+// allReady is the condition that n tokens are Ready; *last becomes when the last of them was seen so.
+func allReady(n int, last *time.Time) condition {
+	return func(t *tracker) (bool, string) {
+		ready := 0
+		for _, s := range t.tokens {
+			if s.ready {
+				ready++
+				*last = later(*last, s.readySeenAt)
+			}
+		}
+		return ready >= n, fmt.Sprintf("%d of %d Ready", ready, n)
+	}
 }
