@@ -342,8 +342,7 @@ type rotationRun struct {
 // rotateOnce rotates the signing key once; with profile, the manager's CPU profile covers it.
 func (b *bench) rotateOnce(ctx context.Context, profile bool) (rotationRun, error) {
 	n := b.cfg.tokens
-	// issuedAt has whole seconds: start in a new second, so that no earlier mint can look new.
-	if err := sleep(ctx, time.Until(time.Now().Truncate(time.Second).Add(time.Second))); err != nil {
+	if err := waitNewSecond(ctx); err != nil {
 		return rotationRun{}, err
 	}
 	oldData := map[string][sha256.Size]byte{}
@@ -592,6 +591,13 @@ func isSettled(history []float64, samples int) bool {
 }
 
 // sleep waits for d, or until ctx is done.
+// waitNewSecond waits for the next whole second. A status's times have whole seconds: a rotation
+// that starts in a new second writes a status that differs from every earlier one, so that no
+// earlier write can look new and no write of the same status is skipped by the API server.
+func waitNewSecond(ctx context.Context) error {
+	return sleep(ctx, time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+}
+
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -102,6 +102,9 @@ func floorBurst(ctx context.Context, cp *controlPlane, n, workers, round int) (f
 
 // floorRotate re-mints every token of set: per token, update its Secret, update its status.
 func floorRotate(ctx context.Context, cp *controlPlane, set *floorSet, workers, round int) (floorRun, error) {
+	if err := waitNewSecond(ctx); err != nil { // else a status could be rewritten as it was, a no-op
+		return floorRun{}, err
+	}
 	tokens := cp.dyn.Resource(cp.floor).Namespace(set.namespace)
 	secrets := cp.kube.CoreV1().Secrets(set.namespace)
 	write := func() error {
