@@ -590,7 +590,6 @@ func isSettled(history []float64, samples int) bool {
 	return hi-lo <= max(1<<20, hi/100)
 }
 
-// sleep waits for d, or until ctx is done.
 // waitNewSecond waits for the next whole second. A status's times have whole seconds: a rotation
 // that starts in a new second writes a status that differs from every earlier one, so that no
 // earlier write can look new and no write of the same status is skipped by the API server.
@@ -598,6 +597,7 @@ func waitNewSecond(ctx context.Context) error {
 	return sleep(ctx, time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 }
 
+// sleep waits for d, or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
