@@ -296,7 +296,7 @@ func (b *bench) measureCacheSyncFloor(ctx context.Context) error {
 	const runs = 3
 	for i := range runs {
 		var elapsed time.Duration
-		_, requests, err := timedRequests(ctx, b.cp, func() (err error) {
+		requests, err := requestsDuring(ctx, b.cp, func() (err error) {
 			elapsed, err = floorCacheSync(ctx, b.cp)
 			return err
 		})

@@ -38,6 +38,22 @@ func floorNamespace(workers, round int) string {
 	return fmt.Sprintf("bench-floor-r%d-w%d", round, workers)
 }
 
+// requestsDuring runs f and returns the API requests made meanwhile.
+func requestsDuring(ctx context.Context, cp *controlPlane, f func() error) (requestCounts, error) {
+	before, err := cp.apiRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := f(); err != nil {
+		return nil, err
+	}
+	after, err := cp.apiRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return after.since(before).withGroup(floorGroup, tokenGroup), nil
+}
+
 // timedFloor runs write, the floor's writes, and times it as the operator is timed: until the
 // harness's watch on the namespace, started before, has seen every write (done), so that both
 // sides pay for the same observer. It returns the run with the API requests made meanwhile.
@@ -48,24 +64,17 @@ func timedFloor(ctx context.Context, cp *controlPlane, namespace string, write f
 		return floorRun{}, err
 	}
 	defer track.stop()
-	before, err := cp.apiRequests(ctx)
-	if err != nil {
-		return floorRun{}, err
-	}
-	start := time.Now()
-	if err := write(); err != nil {
-		return floorRun{}, err
-	}
-	returned := time.Since(start)
-	var last time.Time
-	if err := track.wait(ctx, "the floor's writes seen", time.Minute, done(start, &last)); err != nil {
-		return floorRun{}, err
-	}
-	after, err := cp.apiRequests(ctx)
-	if err != nil {
-		return floorRun{}, err
-	}
-	return floorRun{elapsed: last.Sub(start), returned: returned, requests: after.since(before).withGroup(floorGroup, tokenGroup)}, nil
+	var start, last time.Time
+	var returned time.Duration
+	requests, err := requestsDuring(ctx, cp, func() error {
+		start = time.Now()
+		if err := write(); err != nil {
+			return err
+		}
+		returned = time.Since(start)
+		return track.wait(ctx, "the floor's writes seen", time.Minute, done(start, &last))
+	})
+	return floorRun{elapsed: last.Sub(start), returned: returned, requests: requests}, err
 }
 
 // floorBurst creates n tokens with their Secrets and Ready statuses: per token, create the
@@ -148,24 +157,6 @@ func allRewritten(n int, start time.Time, last *time.Time) condition {
 	}
 }
 
-// timedRequests runs f and returns how long it took and the API requests made meanwhile.
-func timedRequests(ctx context.Context, cp *controlPlane, f func() error) (time.Duration, requestCounts, error) {
-	before, err := cp.apiRequests(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	start := time.Now()
-	if err := f(); err != nil {
-		return 0, nil, err
-	}
-	elapsed := time.Since(start)
-	after, err := cp.apiRequests(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	return elapsed, after.since(before).withGroup(floorGroup, tokenGroup), nil
-}
-
 // floorCreateLatencies creates count Secrets one at a time and returns how long each took to be
 // seen by a watch on the namespace, as a repair is timed, and how long each create took to return.
 func floorCreateLatencies(ctx context.Context, cp *controlPlane, namespace string, count int) (seen, returned []time.Duration, err error) {
@@ -187,16 +178,14 @@ func floorCreateLatencies(ctx context.Context, cp *controlPlane, namespace strin
 			return nil, nil, fmt.Errorf("floor: creating a Secret: %w", err)
 		}
 		returned = append(returned, time.Since(start))
-		wait := func(t *tracker) (bool, string) {
-			s, ok := t.secrets[secret.Name]
-			if ok {
-				seen = append(seen, s.seenAt.Sub(start))
-			}
+		created := func(t *tracker) (bool, string) {
+			_, ok := t.secrets[secret.Name]
 			return ok, "not yet"
 		}
-		if err := track.wait(ctx, "Secret "+secret.Name+" seen", time.Minute, wait); err != nil {
+		if err := track.wait(ctx, "Secret "+secret.Name+" seen", time.Minute, created); err != nil {
 			return nil, nil, err
 		}
+		track.locked(func() { seen = append(seen, track.secrets[secret.Name].seenAt.Sub(start)) })
 	}
 	return seen, returned, nil
 }
