@@ -53,9 +53,11 @@ type operatorResults struct {
 	burstReconciles        float64
 	burstRequests          requestCounts
 	burstClient            map[string]float64
+	burstCPU               processCPU      // create → all Ready
 	rotation, rotationIdle time.Duration   // the fastest round's
 	rotations              []time.Duration // every round's, in order
 	rotationRequests       requestCounts
+	rotationCPU            processCPU // the fastest round's, key change → all re-minted
 	restart                time.Duration
 	restartShort           bool
 	restartReconciles      float64
@@ -171,8 +173,8 @@ func (b *bench) measureFloor(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			b.logf("  floor burst, round %d, %d workers: %s (the client returned after %s)", round, w,
-				run.elapsed.Round(time.Millisecond), run.returned.Round(time.Millisecond))
+			b.logf("  floor burst, round %d, %d workers: %s (the client returned after %s; seen: %s; CPU: %s)", round, w,
+				run.elapsed.Round(time.Millisecond), run.returned.Round(time.Millisecond), run.spread, run.cpu)
 			bursts, set = append(bursts, run), s
 			namespaces = append(namespaces, s.namespace)
 		}
@@ -181,8 +183,8 @@ func (b *bench) measureFloor(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			b.logf("  floor rotation, round %d, %d workers: %s (the client returned after %s)", round, w,
-				run.elapsed.Round(time.Millisecond), run.returned.Round(time.Millisecond))
+			b.logf("  floor rotation, round %d, %d workers: %s (the client returned after %s; seen: %s; CPU: %s)", round, w,
+				run.elapsed.Round(time.Millisecond), run.returned.Round(time.Millisecond), run.spread, run.cpu)
 			rotations = append(rotations, run)
 		}
 	}
@@ -222,6 +224,7 @@ func (b *bench) measureBurst(ctx context.Context) error {
 	}
 	tokens := b.cp.dyn.Resource(b.cp.tokens).Namespace(benchNamespace)
 	apiVersion := b.cp.tokens.GroupVersion().String()
+	cpuBefore := sampleCPU(b.mgr.pid())
 	start := time.Now()
 	err = forEach(ctx, b.cfg.workers, n, func(ctx context.Context, i int) error {
 		if _, err := tokens.Create(ctx, newToken(apiVersion, benchNamespace, i), metav1.CreateOptions{}); err != nil {
@@ -234,12 +237,14 @@ func (b *bench) measureBurst(ctx context.Context) error {
 	}
 	b.logf("  created %d DatasetteTokens in %s", n, time.Since(start).Round(time.Millisecond))
 
-	var lastReady time.Time
-	if err := b.track.wait(ctx, "all tokens Ready", b.cfg.phaseTimeout, allReady(n, &lastReady)); err != nil {
+	var ready arrivals
+	if err := b.track.wait(ctx, "all tokens Ready", b.cfg.phaseTimeout, allReady(n, &ready)); err != nil {
 		return err
 	}
-	b.operator.burstReady = lastReady.Sub(start)
-	b.logf("  all %d Ready after %s", n, b.operator.burstReady.Round(time.Millisecond))
+	b.operator.burstReady = ready.last().Sub(start)
+	b.operator.burstCPU = sampleCPU(b.mgr.pid()).since(cpuBefore)
+	b.logf("  all %d Ready after %s (seen: %s; CPU: %s)", n, b.operator.burstReady.Round(time.Millisecond), ready.spread(start),
+		b.operator.burstCPU)
 
 	idle, err := b.mgr.waitIdle(ctx, b.cfg.controller, sampleBefore.reconciles+float64(n), b.cfg.idleWindow, b.cfg.phaseTimeout)
 	if err != nil {
@@ -324,7 +329,7 @@ func (b *bench) measureRotation(ctx context.Context) error {
 		b.logf("  round %d: all %d re-minted after %s", round, b.cfg.tokens, r.elapsed.Round(time.Millisecond))
 		b.operator.rotations = append(b.operator.rotations, r.elapsed)
 		if round == 1 || r.elapsed < b.operator.rotation {
-			b.operator.rotation, b.operator.rotationIdle, b.operator.rotationRequests = r.elapsed, r.idle, r.requests
+			b.operator.rotation, b.operator.rotationIdle, b.operator.rotationRequests, b.operator.rotationCPU = r.elapsed, r.idle, r.requests, r.cpu
 		}
 		if err := b.countErrors("rotation"); err != nil {
 			return err
@@ -337,6 +342,7 @@ func (b *bench) measureRotation(ctx context.Context) error {
 type rotationRun struct {
 	elapsed, idle time.Duration
 	requests      requestCounts
+	cpu           processCPU
 }
 
 // rotateOnce rotates the signing key once; with profile, the manager's CPU profile covers it.
@@ -358,24 +364,22 @@ func (b *bench) rotateOnce(ctx context.Context, profile bool) (rotationRun, erro
 	if profile {
 		defer b.startCPUProfile(ctx)()
 	}
+	cpuBefore := sampleCPU(b.mgr.pid())
 	start := time.Now()
 	since := start.Truncate(time.Second)
 	if err := writeSigningSecret(ctx, b.cp); err != nil {
 		return rotationRun{}, err
 	}
 
-	var first, last time.Time
+	var seen arrivals
 	err = b.track.wait(ctx, "all tokens re-minted", b.cfg.phaseTimeout, func(t *tracker) (bool, string) {
+		seen.restart()
 		done := 0
 		for name, s := range t.tokens {
 			secret := t.secrets[s.secretName]
 			if s.ready && !s.issuedAt.Before(since) && !secret.deleted && secret.dataHash != oldData[name] {
 				done++
-				seen := later(s.issuedSeenAt, secret.seenAt)
-				last = later(last, seen)
-				if first.IsZero() || seen.Before(first) {
-					first = seen
-				}
+				seen.add(later(s.issuedSeenAt, secret.seenAt))
 			}
 		}
 		return done >= n, fmt.Sprintf("%d of %d re-minted", done, n)
@@ -383,6 +387,7 @@ func (b *bench) rotateOnce(ctx context.Context, profile bool) (rotationRun, erro
 	if err != nil {
 		return rotationRun{}, err
 	}
+	cpu := sampleCPU(b.mgr.pid()).since(cpuBefore)
 	idle, err := b.mgr.waitIdle(ctx, b.cfg.controller, sampleBefore.reconciles+float64(n), b.cfg.idleWindow, b.cfg.phaseTimeout)
 	if err != nil {
 		return rotationRun{}, err
@@ -391,9 +396,9 @@ func (b *bench) rotateOnce(ctx context.Context, profile bool) (rotationRun, erro
 	if err != nil {
 		return rotationRun{}, err
 	}
-	b.logf("  the first token re-minted %s after the key changed", first.Sub(start).Round(time.Millisecond))
+	b.logf("  re-minted, from the key's change: %s; CPU: %s", seen.spread(start), cpu)
 	own := requestCounts{{Verb: verbUpdate, Resource: "secrets", Code: "200"}: 1}
-	return rotationRun{elapsed: last.Sub(start), idle: idle.since.Sub(start), requests: after.since(before).minus(own)}, nil
+	return rotationRun{elapsed: seen.last().Sub(start), idle: idle.since.Sub(start), requests: after.since(before).minus(own), cpu: cpu}, nil
 }
 
 // measureRestart stops the manager, starts it again, and times it to idle after N reconciles,

@@ -225,19 +225,36 @@ func TestFloorConditions(t *testing.T) {
 			"c": {seenAt: at(500)},
 		},
 	}
-	var last time.Time
-	if done, progress := allReady(2, &last)(tr); !done || !last.Equal(at(120)) {
-		t.Errorf("allReady(2) = %v (%s), last %v; want done, last at 120ms", done, progress, last.Sub(t0))
+	var seen arrivals
+	if done, progress := allReady(2, &seen)(tr); !done || !seen.last().Equal(at(120)) {
+		t.Errorf("allReady(2) = %v (%s), last %v; want done, last at 120ms", done, progress, seen.last().Sub(t0))
 	}
-	if done, progress := allReady(3, new(time.Time))(tr); done || progress != "2 of 3 Ready" {
+	if done, progress := allReady(3, &seen)(tr); done || progress != "2 of 3 Ready" {
 		t.Errorf("allReady(3) = %v (%s), want not done, 2 of 3", done, progress)
 	}
-	last = time.Time{}
-	if done, progress := allRewritten(3, t0, &last)(tr); done || progress != "2 of 3 rewritten" || !last.Equal(at(400)) {
-		t.Errorf("allRewritten(3) = %v (%s), last %v; want not done, 2 of 3, last at 400ms", done, progress, last.Sub(t0))
+	if done, progress := allRewritten(3, t0, &seen)(tr); done || progress != "2 of 3 rewritten" || !seen.last().Equal(at(400)) {
+		t.Errorf("allRewritten(3) = %v (%s), last %v; want not done, 2 of 3, last at 400ms", done, progress, seen.last().Sub(t0))
 	}
 	tr.tokens["c"] = tokenState{versionAt: at(600)}
-	if done, _ := allRewritten(3, t0, &last)(tr); !done || !last.Equal(at(600)) {
-		t.Errorf("allRewritten(3) after c's status = %v, last %v; want done at 600ms", done, last.Sub(t0))
+	if done, _ := allRewritten(3, t0, &seen)(tr); !done || !seen.last().Equal(at(600)) {
+		t.Errorf("allRewritten(3) after c's status = %v, last %v; want done at 600ms", done, seen.last().Sub(t0))
+	}
+	if got, want := seen.spread(t0), "first 200ms, 50 % 400ms, 90 % 600ms, 99 % 600ms"; got != want {
+		t.Errorf("spread = %q, want %q", got, want)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	line := "4242 (kube (api) server) S 77 4242 4242 0 -1 4194560 100 0 0 0 250 130 0 0 20 0 12 0 100 0 0"
+	name, ppid, cpu, ok := parseStat(line)
+	if !ok || name != "kube (api) server" || ppid != 77 || cpu != 3800*time.Millisecond {
+		t.Errorf("parseStat = %q, %d, %s, %v; want the name with its parentheses, ppid 77, 3.8 s", name, ppid, cpu, ok)
+	}
+	if _, _, _, ok := parseStat("4242 (truncated) S 77"); ok {
+		t.Error("parseStat accepted a line without CPU times")
+	}
+	used := processCPU{"etcd": 3 * time.Second, "kube-apiserver": 9 * time.Second}.since(processCPU{"etcd": time.Second})
+	if got, want := used.String(), "kube-apiserver 9.0 s, etcd 2.0 s (11.0 s of CPU)"; got != want {
+		t.Errorf("CPU = %q, want %q", got, want)
 	}
 }

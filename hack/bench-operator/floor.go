@@ -23,6 +23,8 @@ type floorRun struct {
 	workers  int
 	elapsed  time.Duration // until the harness's watch saw the last write, as the operator is timed
 	returned time.Duration // until the client's last write returned
+	spread   string        // when the first, half, … of the writes were seen (arrivals.spread)
+	cpu      processCPU    // the CPU each process used meanwhile
 	requests requestCounts // the API requests it made (the floor's group counted as the operator's)
 }
 
@@ -58,23 +60,27 @@ func requestsDuring(ctx context.Context, cp *controlPlane, f func() error) (requ
 // harness's watch on the namespace, started before, has seen every write (done), so that both
 // sides pay for the same observer. It returns the run with the API requests made meanwhile.
 func timedFloor(ctx context.Context, cp *controlPlane, namespace string, write func() error,
-	done func(start time.Time, last *time.Time) condition) (floorRun, error) {
+	done func(start time.Time, seen *arrivals) condition) (floorRun, error) {
 	track, err := startTracker(ctx, cp, cp.floor, namespace)
 	if err != nil {
 		return floorRun{}, err
 	}
 	defer track.stop()
-	var start, last time.Time
+	var start time.Time
+	var seen arrivals
 	var returned time.Duration
+	var cpu processCPU
 	requests, err := requestsDuring(ctx, cp, func() error {
+		cpuBefore := sampleCPU(0)
+		defer func() { cpu = sampleCPU(0).since(cpuBefore) }()
 		start = time.Now()
 		if err := write(); err != nil {
 			return err
 		}
 		returned = time.Since(start)
-		return track.wait(ctx, "the floor's writes seen", time.Minute, done(start, &last))
+		return track.wait(ctx, "the floor's writes seen", time.Minute, done(start, &seen))
 	})
-	return floorRun{elapsed: last.Sub(start), returned: returned, requests: requests}, err
+	return floorRun{elapsed: seen.last().Sub(start), returned: returned, spread: seen.spread(start), cpu: cpu, requests: requests}, err
 }
 
 // floorBurst creates n tokens with their Secrets and Ready statuses: per token, create the
@@ -104,7 +110,7 @@ func floorBurst(ctx context.Context, cp *controlPlane, n, workers, round int) (f
 			return nil
 		})
 	}
-	run, err := timedFloor(ctx, cp, set.namespace, write, func(_ time.Time, last *time.Time) condition { return allReady(n, last) })
+	run, err := timedFloor(ctx, cp, set.namespace, write, func(_ time.Time, seen *arrivals) condition { return allReady(n, seen) })
 	run.round, run.workers = round, workers
 	return run, set, err
 }
@@ -134,23 +140,24 @@ func floorRotate(ctx context.Context, cp *controlPlane, set *floorSet, workers, 
 			return nil
 		})
 	}
-	run, err := timedFloor(ctx, cp, set.namespace, write, func(start time.Time, last *time.Time) condition {
-		return allRewritten(len(set.tokens), start, last)
+	run, err := timedFloor(ctx, cp, set.namespace, write, func(start time.Time, seen *arrivals) condition {
+		return allRewritten(len(set.tokens), start, seen)
 	})
 	run.round, run.workers = round, workers
 	return run, err
 }
 
 // allRewritten is the condition that n tokens and their Secrets, each written once by the floor's
-// rotation, were seen changed since start; *last becomes when the last of them was seen.
-func allRewritten(n int, start time.Time, last *time.Time) condition {
+// rotation, were seen changed since start; seen holds when each was seen so.
+func allRewritten(n int, start time.Time, seen *arrivals) condition {
 	return func(t *tracker) (bool, string) {
+		seen.restart()
 		done := 0
 		for name, s := range t.tokens {
 			secret := t.secrets[name]
 			if s.versionAt.After(start) && secret.seenAt.After(start) {
 				done++
-				*last = later(*last, later(s.versionAt, secret.seenAt))
+				seen.add(later(s.versionAt, secret.seenAt))
 			}
 		}
 		return done >= n, fmt.Sprintf("%d of %d rewritten", done, n)

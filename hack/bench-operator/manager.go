@@ -129,6 +129,9 @@ func (m *managerProcess) stop(timeout time.Duration) error {
 	}
 }
 
+// pid is the manager's process ID.
+func (m *managerProcess) pid() int { return m.cmd.Process.Pid }
+
 func (m *managerProcess) hasExited() bool {
 	select {
 	case <-m.exited:

@@ -98,6 +98,10 @@ func (b *bench) measures() []measure {
 		compared("rotation → all re-minted", "s", o.rotation.Seconds(), f.rotation.elapsed.Seconds()),
 		compared("rotation → manager idle", "s", o.rotationIdle.Seconds(), f.rotation.elapsed.Seconds()),
 		compared("rotation: GET/LIST per token", "", o.rotationRequests.total(readVerbs...)/n, f.rotation.requests.total(readVerbs...)/n),
+		compared("burst: CPU of kube-apiserver and etcd", "s", o.burstCPU.seconds(controlPlaneNames...), f.burst.cpu.seconds(controlPlaneNames...)),
+		alone("burst: CPU of the manager", "s", o.burstCPU.seconds(managerName)),
+		compared("rotation: CPU of kube-apiserver and etcd", "s", o.rotationCPU.seconds(controlPlaneNames...), f.rotation.cpu.seconds(controlPlaneNames...)),
+		alone("rotation: CPU of the manager", "s", o.rotationCPU.seconds(managerName)),
 		withNote(compared("restart → idle (floor: cache sync)", "s", o.restart.Seconds(), f.cacheSync.Seconds()),
 			fmt.Sprintf("%.0f reconciles", o.restartReconciles)),
 		compared("restart: API writes", "", o.restartRequests.total(writeVerbs...), f.cacheSyncRequests.total(writeVerbs...)),
@@ -124,6 +128,8 @@ func (b *bench) measures() []measure {
 		b.notes = append(b.notes, "rotation: rounds "+strings.Join(rounds, ", ")+"; the fastest is kept, as the floor's fastest run is")
 	}
 	b.notes = append(b.notes,
+		fmt.Sprintf("CPU by process: burst %s, its floor %s; rotation %s, its floor %s (the harness creates the burst's tokens, and writes the floor)",
+			o.burstCPU, f.burst.cpu, o.rotationCPU, f.rotation.cpu),
 		"burst: the manager's own client requests: "+methods(o.burstClient),
 		"restart: the manager's own client requests (rest_client_requests_total): "+methods(o.restartClient),
 	)
@@ -293,13 +299,14 @@ func quantiles(d []time.Duration) latencyQuantiles {
 	if len(d) == 0 {
 		return latencyQuantiles{}
 	}
-	sorted := slices.Clone(d)
-	slices.Sort(sorted)
-	rank := func(p float64) time.Duration {
-		i := max(int(math.Ceil(p*float64(len(sorted))))-1, 0)
-		return sorted[i]
-	}
-	return latencyQuantiles{p50: rank(0.50), p99: rank(0.99)}
+	sorted := slices.Sorted(slices.Values(d))
+	return latencyQuantiles{p50: nearestRank(sorted, 0.50), p99: nearestRank(sorted, 0.99)}
+}
+
+// nearestRank is the p-quantile (0 ≤ p ≤ 1) of sorted, which is not empty, by the nearest-rank
+// method.
+func nearestRank(sorted []time.Duration, p float64) time.Duration {
+	return sorted[max(int(math.Ceil(p*float64(len(sorted))))-1, 0)]
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

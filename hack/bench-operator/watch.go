@@ -232,16 +232,48 @@ func (t *tracker) locked(f func()) {
 	f()
 }
 
-// allReady is the condition that n tokens are Ready; *last becomes when the last of them was seen so.
-func allReady(n int, last *time.Time) condition {
+// allReady is the condition that n tokens are Ready; seen holds when each was seen so.
+func allReady(n int, seen *arrivals) condition {
 	return func(t *tracker) (bool, string) {
+		seen.restart()
 		ready := 0
 		for _, s := range t.tokens {
 			if s.ready {
 				ready++
-				*last = later(*last, s.readySeenAt)
+				seen.add(s.readySeenAt)
 			}
 		}
 		return ready >= n, fmt.Sprintf("%d of %d Ready", ready, n)
 	}
+}
+
+// arrivals are when each object a condition counted as done was seen so, as of its latest look
+// (the condition starts them afresh each time it looks).
+type arrivals struct{ times []time.Time }
+
+func (a *arrivals) restart()         { a.times = a.times[:0] }
+func (a *arrivals) add(at time.Time) { a.times = append(a.times, at) }
+
+// last is when the last of them arrived (zero when none did).
+func (a *arrivals) last() time.Time {
+	var last time.Time
+	for _, at := range a.times {
+		last = later(last, at)
+	}
+	return last
+}
+
+// spread says, from start, when the first, half, 90 % and 99 % of them had arrived: whether the
+// time goes in a steady pace or in a few late ones.
+func (a *arrivals) spread(start time.Time) string {
+	if len(a.times) == 0 {
+		return "none arrived"
+	}
+	sorted := make([]time.Duration, 0, len(a.times))
+	for _, at := range a.times {
+		sorted = append(sorted, at.Sub(start))
+	}
+	slices.Sort(sorted)
+	at := func(p float64) time.Duration { return nearestRank(sorted, p).Round(time.Millisecond) }
+	return fmt.Sprintf("first %s, 50 %% %s, 90 %% %s, 99 %% %s", at(0), at(0.5), at(0.9), at(0.99))
 }
