@@ -87,15 +87,7 @@ func (c processCPU) seconds(names ...string) float64 {
 }
 
 // since is the CPU time each process used after before was sampled.
-func (c processCPU) since(before processCPU) processCPU {
-	out := processCPU{}
-	for name, cpu := range c {
-		if used := cpu - before[name]; used > 0 {
-			out[name] = used
-		}
-	}
-	return out
-}
+func (c processCPU) since(before processCPU) processCPU { return growth(c, before) }
 
 // String lists the processes, the busiest first, with the total: "kube-apiserver 9.1 s, etcd
 // 2.0 s, … (12.3 s of CPU)".

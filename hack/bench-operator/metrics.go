@@ -115,9 +115,12 @@ func apiRequests(f families) requestCounts {
 }
 
 // since returns the requests counted after before was read.
-func (c requestCounts) since(before requestCounts) requestCounts {
-	out := requestCounts{}
-	for k, v := range c {
+func (c requestCounts) since(before requestCounts) requestCounts { return growth(c, before) }
+
+// growth is, key by key, how much the counters of after grew since before (only the keys that did).
+func growth[K comparable, V ~int64 | ~float64](after, before map[K]V) map[K]V {
+	out := map[K]V{}
+	for k, v := range after {
 		if d := v - before[k]; d > 0 {
 			out[k] = d
 		}
