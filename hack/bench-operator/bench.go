@@ -151,6 +151,14 @@ func (b *bench) startCluster(ctx context.Context) error {
 		return err
 	}
 	b.cp = cp
+	if b.cfg.splitCores {
+		split, err := splitCores()
+		if err != nil {
+			return err
+		}
+		b.notes = append(b.notes, "cores: "+split)
+		b.logf("  %s", split)
+	}
 	if err := createNamespace(ctx, cp, benchNamespace); err != nil {
 		return err
 	}

@@ -52,6 +52,7 @@ type config struct {
 	timeout              time.Duration
 	jsonOutput           bool
 	attachControlPlane   bool
+	splitCores           bool
 	keepManagerLogOnExit bool
 }
 
@@ -122,6 +123,8 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&cfg.phaseTimeout, "phase-timeout", 10*time.Minute, "the longest any one wait may take")
 	fs.DurationVar(&cfg.timeout, "timeout", 45*time.Minute, "the longest the whole run may take")
 	fs.BoolVar(&cfg.jsonOutput, "json", false, "print the results as JSON instead of tables")
+	fs.BoolVar(&cfg.splitCores, "split-cores", false,
+		"give kube-apiserver and etcd all CPUs but the last, the harness and the manager the last (Linux): the API server's pace without the clients' CPU")
 	fs.BoolVar(&cfg.attachControlPlane, "attach-control-plane", false, "show the kube-apiserver's and etcd's output")
 	fs.BoolVar(&cfg.keepManagerLogOnExit, "keep-manager-log", false, "keep the manager's log after a successful run (it is always kept on failure)")
 	if err := fs.Parse(args); err != nil {
