@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 
@@ -37,19 +36,12 @@ func splitCores() (string, error) {
 	clients.Set(cpus[len(cpus)-1])
 	self := os.Getpid()
 	pinned := 0
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, path := range stats {
-		raw, err := os.ReadFile(path)
-		if err != nil {
+	for _, p := range processes() {
+		if p.ppid != self || !slices.Contains(controlPlaneNames, p.name) {
 			continue
 		}
-		name, ppid, _, ok := parseStat(string(raw))
-		if !ok || ppid != self || !slices.Contains(controlPlaneNames, name) {
-			continue
-		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
-		if err := pinThreads(pid, &server); err != nil {
-			return "", fmt.Errorf("pinning %s: %w", name, err)
+		if err := pinThreads(p.pid, &server); err != nil {
+			return "", fmt.Errorf("pinning %s: %w", p.name, err)
 		}
 		pinned++
 	}

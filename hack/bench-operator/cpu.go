@@ -26,22 +26,40 @@ type processCPU map[string]time.Duration
 func sampleCPU(manager int) processCPU {
 	self := os.Getpid()
 	out := processCPU{}
+	for _, p := range processes() {
+		switch {
+		case p.pid == self:
+			out[harnessName] += p.cpu
+		case p.pid == manager && manager != 0:
+			out[managerName] += p.cpu
+		case p.ppid == self:
+			out[p.name] += p.cpu
+		}
+	}
+	return out
+}
+
+// process is what the harness reads of a process's /proc/<pid>/stat.
+type process struct {
+	pid, ppid int
+	name      string
+	cpu       time.Duration
+}
+
+// processes reads every process's /proc/<pid>/stat, leaving out those that end meanwhile; it is
+// empty where there is no /proc.
+func processes() []process {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	out := make([]process, 0, len(stats))
 	for _, path := range stats {
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			continue // the process ended meanwhile
 		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path)))
 		name, ppid, cpu, ok := parseStat(string(raw))
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
-		switch {
-		case !ok:
-		case pid == self:
-			out[harnessName] += cpu
-		case pid == manager && manager != 0:
-			out[managerName] += cpu
-		case ppid == self:
-			out[name] += cpu
+		if err == nil && ok {
+			out = append(out, process{pid: pid, ppid: ppid, name: name, cpu: cpu})
 		}
 	}
 	return out
