@@ -21,8 +21,8 @@ const userHZ = 100
 type processCPU map[string]time.Duration
 
 // sampleCPU reads the CPU time of the harness and of each of its children from /proc, the child
-// whose pid is manager (when not 0) under managerName, the others under their command's name;
-// it is empty where there is no /proc.
+// whose pid is manager under managerName (0: none is), the others under their command's name; it
+// is empty where there is no /proc.
 func sampleCPU(manager int) processCPU {
 	self := os.Getpid()
 	out := processCPU{}
@@ -30,7 +30,7 @@ func sampleCPU(manager int) processCPU {
 		switch {
 		case p.pid == self:
 			out[harnessName] += p.cpu
-		case p.pid == manager && manager != 0:
+		case p.pid == manager:
 			out[managerName] += p.cpu
 		case p.ppid == self:
 			out[p.name] += p.cpu
