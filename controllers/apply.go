@@ -51,7 +51,7 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 				"the API server refused Secret %q: %s", in.want.secretName, apierrors.ReasonForError(err))+": "+scrubbed(err.Error(), p.token), maxNote))
 			// Nothing was written: the status keeps describing the token the Secret holds.
 			p.mint, p.restart, p.token, p.claims, p.dates = noMint, false, "", dstoken.Claims{}, tokenDates{}
-			p.renewRequest = tok.Status.LastRenewRequest
+			p.renewRequest = renewRequestRecord(tok.Status.LastRenewRequest)
 		}
 	}
 	if p.mint != noMint {

@@ -49,6 +49,10 @@ type signingFacts struct {
 	// releaseErr why it cannot be served.
 	release    *dstoken.Profile
 	releaseErr error
+	// unreadableRelease is the release the signer's instance reported when the operator cannot
+	// read it ("" when none): restrictions are then not minted, for lack of a release known to
+	// enforce them.
+	unreadableRelease string
 	// refusedRef says why spec.signingSecretRef may not be used ("" when it may).
 	refusedRef string
 	// invalidPolicy names the signer's malformed actor pattern ("" when none).
@@ -103,10 +107,23 @@ type plan struct {
 }
 
 // decide is the DatasetteToken controller's decision, a pure function of what was gathered and
-// the time: the Ready condition, whether and why to mint, and what the Secret must hold.
+// the time: the Ready condition, whether and why to mint, and what the Secret must hold. A
+// newer key that the renewal floor holds back brings the token back when it takes effect.
 func decide(in *gathered, now time.Time) plan {
+	p := decideToken(in, now)
+	if held := in.signing.key.heldUntil; !held.IsZero() {
+		wait := max(held.Sub(now), time.Second)
+		if p.requeueAfter == 0 || wait < p.requeueAfter {
+			p.requeueAfter = wait
+		}
+	}
+	return p
+}
+
+// decideToken is decide for the key as it is now.
+func decideToken(in *gathered, now time.Time) plan {
 	tok := in.token
-	p := plan{renewRequest: tok.Status.LastRenewRequest, release: in.signing.release}
+	p := plan{renewRequest: renewRequestRecord(tok.Status.LastRenewRequest), release: in.signing.release}
 	if in.specErr != nil {
 		p.readiness = notReady(stalled, ReasonInvalidSpec, in.specErr.Error())
 		return p
@@ -181,7 +198,7 @@ func decide(in *gathered, now time.Time) plan {
 		}
 		p.token, p.claims = token, claims
 		p.dates = want.datesOf(claims, maxTTL)
-		p.renewRequest = tok.Annotations[annotationRenewRequestedAt]
+		p.renewRequest = renewRequestRecord(tok.Annotations[annotationRenewRequestedAt])
 	}
 	// Restart the targets whenever the token differs from the one the status last recorded
 	// (not at the first issue): also when a previous reconcile wrote the Secret but failed
@@ -293,7 +310,7 @@ func mintDecision(in *gathered, kept dstoken.Comparison, dates tokenDates, now t
 	case !dates.renewAt.IsZero() && !now.Before(dates.renewAt):
 		return mintRenewal
 	}
-	if req := tok.Annotations[annotationRenewRequestedAt]; req != "" && req != tok.Status.LastRenewRequest {
+	if renewRequestPending(tok) {
 		return mintManual
 	}
 	return noMint

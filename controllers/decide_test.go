@@ -509,3 +509,41 @@ func TestWriteLog(t *testing.T) {
 		t.Errorf("a write is waited for at most maxCacheLag")
 	}
 }
+
+// TestRenewRequestRecordBounded: status.lastRenewRequest does not copy a tenant's annotation
+// whole (a 250 KiB value made a 501 KiB object): a long value is recorded by its digest, which
+// still says the request was served, and a value recorded whole before the digest existed
+// still counts as served.
+func TestRenewRequestRecordBounded(t *testing.T) {
+	f := newDecideFixture(t)
+	current := f.token(f.key, f.want.claims)
+	long := strings.Repeat("x", 250<<10)
+	for _, tt := range []struct {
+		name, value, recorded string
+		mints                 bool
+	}{
+		{name: "a long request mints once, recorded by digest", value: long, mints: true},
+		{name: "its digest says it was served", value: long, recorded: renewRequestRecord(long)},
+		{name: "a long value recorded whole before still counts as served", value: long, recorded: long},
+		{name: "a timestamp is recorded as it is", value: "2026-12-08T01:00:00Z", mints: true},
+		{name: "another value mints", value: "b", recorded: "a", mints: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := f.tok.DeepCopy()
+			tok.Annotations = map[string]string{annotationRenewRequestedAt: tt.value}
+			tok.Status.IssuedAt, tok.Status.LastRenewRequest = &metav1.Time{Time: f.t0}, tt.recorded
+			in := f.gathered(current, f.minter)
+			in.token = tok
+			p := decide(in, f.t0.Add(time.Minute))
+			if got := p.mint == mintManual; got != tt.mints {
+				t.Fatalf("mint %q; want a renewal: %v", p.mint, tt.mints)
+			}
+			if len(p.renewRequest) > maxRenewRequestRecord+len("sha256:") {
+				t.Errorf("status.lastRenewRequest would be %d bytes", len(p.renewRequest))
+			}
+			if tt.mints && len(tt.value) <= maxRenewRequestRecord && p.renewRequest != tt.value {
+				t.Errorf("a short request is recorded as %q; want it as it is", p.renewRequest)
+			}
+		})
+	}
+}

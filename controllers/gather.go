@@ -102,7 +102,9 @@ func (r *DatasetteTokenReconciler) gatherSigning(ctx context.Context, tok *datas
 	if secret.Namespace != tok.Namespace {
 		s.secret = fmt.Sprintf("%q in namespace %q", secret.Name, secret.Namespace)
 	}
-	s.key, err = r.keys.get(ctx, user, secret, s.keyName)
+	// The key's changes are paced by the same floor as the token's renewals.
+	s.key, err = r.keys.get(ctx, user, keyUse{secret: secret, keyName: s.keyName, floor: renewalFloor(r.MinRenewalInterval, s.settings),
+		platform: tok.Spec.SignerRef != nil && tok.Spec.SignerRef.Kind == datasettev1alpha1.ClusterDatasetteSignerKind})
 	return s, err
 }
 

@@ -29,20 +29,40 @@ const (
 const rotationRecheck = 30 * time.Second
 
 // applyInstance makes what the signer's probe learned part of the token's signing settings:
-// the instance's release when spec.datasetteVersion is absent, and the shorter of
-// spec.maxSignedTokensTTL and the instance's max_signed_tokens_ttl.
+// the stricter of spec.datasetteVersion and the instance's release (see effectiveVersion), and
+// the shorter of spec.maxSignedTokensTTL and the instance's max_signed_tokens_ttl.
 func applyInstance(in *gathered) {
 	s := &in.signing
 	inst := s.instance
 	if !s.viaSigner || !s.signerFound || inst == nil {
 		return
 	}
-	s.settings.DatasetteVersion = effectiveVersion(s.settings, inst)
+	s.settings.DatasetteVersion, s.unreadableRelease = effectiveVersion(s.settings.DatasetteVersion, inst.Version)
 	if got := durationOf(inst.MaxSignedTokensTTL); got > 0 {
 		if spec := durationOf(s.settings.MaxSignedTokensTTL); spec == 0 || got < spec {
 			s.settings.MaxSignedTokensTTL = &metav1.Duration{Duration: got}
 		}
 	}
+}
+
+// effectiveVersion is the release a signer's tokens are for, given spec.datasetteVersion
+// (declared) and the release its instance reported (discovered): the older of the two, which
+// knows fewer actions and may not enforce restrictions at all, or the one that is known ("":
+// neither, the newest). A discovered release the operator cannot read ("1.0a1+deb12") is
+// returned as unreadable: the instance's release is then unknown, and only the declared one,
+// if any, is used for what a token without restrictions looks like.
+func effectiveVersion(declared, discovered string) (version, unreadable string) {
+	if discovered == "" {
+		return declared, ""
+	}
+	found, err := dstoken.ParseRelease(discovered)
+	if err != nil {
+		return declared, discovered
+	}
+	if want, err := dstoken.ParseRelease(declared); declared != "" && (err != nil || want.Compare(found) <= 0) {
+		return declared, "" // older, or malformed: SignerRelease says so
+	}
+	return discovered, ""
 }
 
 // instanceFailure says whether the signer's instance rejects the current key and never

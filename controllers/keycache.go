@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
@@ -37,6 +38,9 @@ type keyLookup struct {
 	// replace another value.
 	since   string
 	rotated bool
+	// heldUntil is when a newer value of the key, held back by the renewal floor, takes the
+	// place of the current one (zero: none is held).
+	heldUntil time.Time
 }
 
 // maxKeySize bounds a signing key the operator keeps in memory (a Datasette secret is typically
@@ -48,7 +52,13 @@ const maxKeySize = 4 << 10
 // does not read a Secret from the API server while its resourceVersion, as the watches see it, is
 // unchanged. After a rotation the first reconcile reads the Secret once for
 // every token that uses it. Each (Secret, key name) is kept while a token or a signer uses it
-// and dropped when none does; the bytes held per Secret, per namespace and in all are capped.
+// and dropped when none does; the bytes held per Secret, per namespace and in all are capped,
+// and a share of the cap is kept for ClusterDatasetteSigners' keys, which no tenant can take.
+//
+// A key's changes are paced by its source's renewal floor: the first change takes effect at
+// once, and any later change within the floor of the last one is held back until the floor has
+// passed, when the newest value takes effect. A tenant who rewrites its Secret's key twice a
+// second re-mints its tokens and restarts its workloads once per floor, not at every write.
 type keyCache struct {
 	// metadata reads Secrets' metadata from the caches (secretVersions).
 	metadata metadataGetter
@@ -69,28 +79,55 @@ type keyCache struct {
 	// bytes held now.
 	maxSecretBytes, maxBytes, total int64
 	// maxNamespaceBytes caps the bytes held for the Secrets of one namespace, and namespaceBytes
-	// is what each holds now, so that no tenant can fill the shared cap and starve the others.
+	// is what each holds now (under platformPool: ClusterDatasetteSigners' keys), so that no
+	// tenant can fill the shared cap and starve the others.
 	maxNamespaceBytes int64
 	namespaceBytes    map[string]int64
+	// maxTenantBytes caps the bytes of every namespace's keys together: the rest of maxBytes is
+	// room for ClusterDatasetteSigners' keys alone.
+	maxTenantBytes int64
+
+	// now tells the time, for the renewal floor.
+	now func() time.Time
 }
 
 // namespaceShare is the part of the key cache's total cap one namespace may hold (1/16: 1 MiB
 // of the default 16 MiB, some 900 typical keys), but never less than one Secret's cap.
 const namespaceShare = 16
 
+// platformShare is the part of the key cache's total cap kept for ClusterDatasetteSigners' keys
+// (1/4: 4 MiB of the default 16 MiB): however many namespaces a tenant fills, a cluster
+// signer's key still fits at its next rotation or after a restart.
+const platformShare = 4
+
+// platformPool is the pool, in namespaceBytes, of the keys a ClusterDatasetteSigner uses (for
+// itself or for the tokens of any namespace): written by the platform team, they count against
+// no tenant's share.
+const platformPool = ""
+
 // keyUse is one Secret key that a user reads.
 type keyUse struct {
 	secret  types.NamespacedName
 	keyName string
+	// platform: the user reads it through a ClusterDatasetteSigner (the signer itself, or a
+	// token under it): the Secret's keys count against the platform's room, not its namespace's.
+	platform bool
+	// floor is the renewal floor of the key's source: the least time between two changes of
+	// the key that take effect.
+	floor time.Duration
 }
 
 // keyEntry holds the keys in use of one Secret, read at one resourceVersion.
 type keyEntry struct {
-	// namespace is the Secret's namespace, whose share of the cache the keys count against.
-	namespace       string
+	// namespace is the Secret's namespace; pool is the share of the cache its keys count
+	// against: the namespace's, or platformPool while platformUsers is not zero.
+	namespace, pool string
 	resourceVersion string
 	// users counts the users of each key name; a name nobody uses is dropped.
-	users map[string]int
+	users         map[string]int
+	platformUsers int
+	// floor is the renewal floor of the key's source, as its last user gave it.
+	floor time.Duration
 	keys  map[string]*keyVersion
 	// bytes is what keys hold.
 	bytes int64
@@ -107,6 +144,14 @@ type keyVersion struct {
 	bytes   int64
 	since   string // resourceVersion at which value was first read
 	rotated bool   // value replaced another one
+	// changedAt is when value took effect replacing another one (zero for the first value
+	// read): a later change waits until the floor after it.
+	changedAt time.Time
+	// next is the newest value of the key, held back until nextAt by the renewal floor (nil:
+	// none); nextSince is the resourceVersion at which it was read.
+	next      []byte
+	nextSince string
+	nextAt    time.Time
 }
 
 // keyOverhead is what one held key costs beyond its values' bytes (the Minter, the HMAC state,
@@ -137,17 +182,19 @@ func newKeyCache(metadata metadataGetter, api client.Reader, namespaces []string
 	}
 	return &keyCache{metadata: metadata, api: api, namespaces: namespaces, maxSecretBytes: maxSecretBytes, maxBytes: maxBytes,
 		maxNamespaceBytes: max(maxSecretBytes, maxBytes/namespaceShare), namespaceBytes: map[string]int64{},
+		maxTenantBytes: maxBytes - maxBytes/platformShare, now: time.Now,
 		entries: map[types.NamespacedName]*keyEntry{}, users: map[string]keyUse{}}
 }
 
-// get returns the key under keyName in secret, on behalf of user, reading the Secret from the
-// API server only when its resourceVersion changed since it was last read.
-func (c *keyCache) get(ctx context.Context, user string, secret types.NamespacedName, keyName string) (keyLookup, error) {
+// get returns the key that use names, on behalf of user, reading the Secret from the API server only
+// when its resourceVersion changed since it was last read.
+func (c *keyCache) get(ctx context.Context, user string, use keyUse) (keyLookup, error) {
+	secret, keyName := use.secret, use.keyName
 	if len(c.namespaces) > 0 && !slices.Contains(c.namespaces, secret.Namespace) {
 		c.release(user)
 		return keyLookup{unreadable: true}, nil
 	}
-	c.use(user, keyUse{secret: secret, keyName: keyName})
+	c.use(user, use)
 	var meta metav1.PartialObjectMetadata
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	if err := c.metadata.Get(ctx, secret, &meta); err != nil {
@@ -210,11 +257,19 @@ func (c *keyCache) cachedAny(secret types.NamespacedName, resourceVersion, keyNa
 	if !ok || k.overBudget && !withOverBudget {
 		return keyLookup{}, false
 	}
-	return keyLookup{secretFound: true, minter: k.minter, oversized: k.oversized, overBudget: k.overBudget, since: k.since, rotated: k.rotated}, true
+	if now := c.now(); k.next != nil && !now.Before(k.nextAt) {
+		// The floor has passed: the newest value held back takes effect.
+		k = &keyVersion{value: k.next, minter: dstoken.NewMinter(k.next, k.value), bytes: int64(len(k.next)+len(k.value)) + keyOverhead,
+			since: k.nextSince, rotated: true, changedAt: now}
+		c.replaceLocked(e, keyName, k)
+	}
+	return keyLookup{secretFound: true, minter: k.minter, oversized: k.oversized, overBudget: k.overBudget, since: k.since, rotated: k.rotated,
+		heldUntil: k.nextAt}, true
 }
 
 // store records the Secret's data at resourceVersion for keyName and for every key in use,
-// keeping each key's previous value inside its Minter, within the byte caps.
+// keeping each key's previous value inside its Minter, within the byte caps. A change within
+// the renewal floor of the last one is held back (see keyCache).
 func (c *keyCache) store(secret types.NamespacedName, resourceVersion, keyName string, data map[string][]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -222,6 +277,7 @@ func (c *keyCache) store(secret types.NamespacedName, resourceVersion, keyName s
 	if e == nil || e.users[keyName] == 0 {
 		return // nobody uses it any more: keep nothing
 	}
+	now := c.now()
 	e.resourceVersion = resourceVersion
 	names := make([]string, 0, len(e.users))
 	for name := range e.users {
@@ -240,11 +296,21 @@ func (c *keyCache) store(secret types.NamespacedName, resourceVersion, keyName s
 		case old == nil || old.minter == nil:
 			next = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value), bytes: int64(len(value)) + keyOverhead,
 				since: resourceVersion}
-		case !bytes.Equal(old.value, value):
-			next = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value, old.value),
-				bytes: int64(len(value)+len(old.value)) + keyOverhead, since: resourceVersion, rotated: true}
-		default:
+		case bytes.Equal(old.value, value) && old.next == nil:
 			continue
+		case bytes.Equal(old.value, value): // changed back within the floor: nothing is held any more
+			next = &keyVersion{value: old.value, minter: old.minter, bytes: old.bytes - int64(len(old.next)), since: old.since,
+				rotated: old.rotated, changedAt: old.changedAt}
+		case bytes.Equal(old.next, value):
+			continue
+		case !old.changedAt.IsZero() && now.Before(old.changedAt.Add(e.floor)):
+			// Within the floor of the last change: held back, and the newest value wins.
+			next = &keyVersion{value: old.value, minter: old.minter, bytes: old.bytes - int64(len(old.next)) + int64(len(value)),
+				since: old.since, rotated: old.rotated, changedAt: old.changedAt,
+				next: bytes.Clone(value), nextSince: resourceVersion, nextAt: old.changedAt.Add(e.floor)}
+		default:
+			next = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value, old.value),
+				bytes: int64(len(value)+len(old.value)) + keyOverhead, since: resourceVersion, rotated: true, changedAt: now}
 		}
 		c.replaceLocked(e, name, next)
 	}
@@ -257,22 +323,38 @@ func (c *keyCache) replaceLocked(e *keyEntry, name string, next *keyVersion) {
 		before = old.bytes
 	}
 	if grow := next.bytes - before; grow > 0 && (e.bytes+grow > c.maxSecretBytes || c.total+grow > c.maxBytes ||
-		c.namespaceBytes[e.namespace]+grow > c.maxNamespaceBytes) {
+		e.pool != platformPool && (c.namespaceBytes[e.pool]+grow > c.maxNamespaceBytes ||
+			c.total-c.namespaceBytes[platformPool]+grow > c.maxTenantBytes)) {
 		next = &keyVersion{overBudget: true}
 	}
 	e.keys[name] = next
 	c.account(e, next.bytes-before)
 }
 
-// account adds delta bytes to what e, its namespace and the whole cache hold.
+// account adds delta bytes to what e, its pool and the whole cache hold.
 func (c *keyCache) account(e *keyEntry, delta int64) {
 	e.bytes += delta
 	c.total += delta
-	if n := c.namespaceBytes[e.namespace] + delta; n > 0 {
-		c.namespaceBytes[e.namespace] = n
+	c.addToPool(e.pool, delta)
+}
+
+// addToPool adds delta bytes to what pool holds; the map keeps only pools that hold some.
+func (c *keyCache) addToPool(pool string, delta int64) {
+	if n := c.namespaceBytes[pool] + delta; n > 0 {
+		c.namespaceBytes[pool] = n
 	} else {
-		delete(c.namespaceBytes, e.namespace)
+		delete(c.namespaceBytes, pool)
 	}
+}
+
+// movePool makes e's keys count against pool from now on.
+func (c *keyCache) movePool(e *keyEntry, pool string) {
+	if e.pool == pool {
+		return
+	}
+	c.addToPool(e.pool, -e.bytes)
+	c.addToPool(pool, e.bytes)
+	e.pool = pool
 }
 
 // use records that user reads keyName of secret, releasing the key it read before.
@@ -280,7 +362,9 @@ func (c *keyCache) use(user string, k keyUse) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if before, ok := c.users[user]; ok {
-		if before == k {
+		if before.secret == k.secret && before.keyName == k.keyName && before.platform == k.platform {
+			c.users[user] = k
+			c.entries[k.secret].floor = k.floor
 			return
 		}
 		c.releaseLocked(user)
@@ -288,10 +372,16 @@ func (c *keyCache) use(user string, k keyUse) {
 	c.users[user] = k
 	e := c.entries[k.secret]
 	if e == nil {
-		e = &keyEntry{namespace: k.secret.Namespace, users: map[string]int{}, keys: map[string]*keyVersion{}}
+		e = &keyEntry{namespace: k.secret.Namespace, pool: k.secret.Namespace, users: map[string]int{}, keys: map[string]*keyVersion{}}
 		c.entries[k.secret] = e
 	}
 	e.users[k.keyName]++
+	e.floor = k.floor
+	if k.platform {
+		if e.platformUsers++; e.platformUsers == 1 {
+			c.movePool(e, platformPool)
+		}
+	}
 }
 
 // release records that user reads no key any more; a key nobody reads is forgotten, and a
@@ -311,6 +401,11 @@ func (c *keyCache) releaseLocked(user string) {
 	e := c.entries[k.secret]
 	if e == nil {
 		return
+	}
+	if k.platform {
+		if e.platformUsers--; e.platformUsers == 0 {
+			c.movePool(e, e.namespace)
+		}
 	}
 	if e.users[k.keyName]--; e.users[k.keyName] <= 0 {
 		delete(e.users, k.keyName)

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"time"
@@ -42,6 +44,29 @@ const (
 	// annotationRestartedAt on a workload's pod template rolls it, as `kubectl rollout restart`.
 	annotationRestartedAt = "datasette.io/restartedAt"
 )
+
+// maxRenewRequestRecord is the longest renew-requested-at value status.lastRenewRequest keeps
+// as it is (a timestamp, as `kubectl datasette renew` writes, is 20 or so); a longer one is
+// recorded by its digest, so that a tenant's 250 KiB annotation does not double its object.
+const maxRenewRequestRecord = 64
+
+// renewRequestRecord is what status.lastRenewRequest records for a renew-requested-at value:
+// the value, or "sha256:" and its digest when it is longer than maxRenewRequestRecord.
+func renewRequestRecord(value string) string {
+	if len(value) <= maxRenewRequestRecord {
+		return value
+	}
+	sum := sha256.Sum256([]byte(value))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// renewRequestPending reports whether tok's renew-requested-at annotation asks for a renewal
+// that its status does not record as served. A record written whole before the digest existed
+// still counts as served.
+func renewRequestPending(tok *datasettev1alpha1.DatasetteToken) bool {
+	req, last := tok.Annotations[annotationRenewRequestedAt], tok.Status.LastRenewRequest
+	return req != "" && req != last && renewRequestRecord(req) != last
+}
 
 // desiredToken is what a DatasetteToken's spec asks for, with the controller's defaults applied.
 type desiredToken struct {

@@ -173,9 +173,9 @@ func instanceCondition(settings datasettev1alpha1.SignerSettings, inst *datasett
 	if res.Verdict == dsprobe.KeyAccepted {
 		if want := settings.DatasetteVersion; want != "" && inst.Version != "" && !sameRelease(want, inst.Version) {
 			c.Status, c.Reason = metav1.ConditionFalse, ReasonVersionMismatch
-			c.Message = fmt.Sprintf("spec.datasetteVersion is %s, and the instance runs Datasette %s: tokens are minted for %s; "+
-				"correct spec.datasetteVersion or remove it",
-				want, inst.Version, want)
+			c.Message = fmt.Sprintf("spec.datasetteVersion is %s, and the instance runs Datasette %s: tokens are minted for the "+
+				"stricter (older) of the two; correct spec.datasetteVersion or remove it",
+				want, inst.Version)
 		} else if spec, got := durationOf(settings.MaxSignedTokensTTL), durationOf(inst.MaxSignedTokensTTL); spec > 0 && got > 0 && spec > got {
 			c.Status, c.Reason = metav1.ConditionFalse, ReasonTTLMismatch
 			c.Message = fmt.Sprintf("spec.maxSignedTokensTTL (%s) is longer than the instance's max_signed_tokens_ttl (%s): "+
@@ -296,21 +296,6 @@ func probeSpacing(generation int64, status *datasettev1alpha1.DatasetteSignerSta
 	return 0
 }
 
-// effectiveVersion is the release a signer's tokens are for: spec.datasetteVersion, else the
-// one its instance reported (when it is a release the operator can read), else "" (the newest).
-func effectiveVersion(settings datasettev1alpha1.SignerSettings, inst *datasettev1alpha1.InstanceStatus) string {
-	if settings.DatasetteVersion != "" {
-		return settings.DatasetteVersion
-	}
-	if inst == nil || inst.Version == "" {
-		return ""
-	}
-	if _, err := dstoken.ParseRelease(inst.Version); err != nil {
-		return ""
-	}
-	return inst.Version
-}
-
 // setInstanceCondition records c, with an event when its status or reason changed.
 func (r *signerReconciler) setInstanceCondition(signer client.Object, next *datasettev1alpha1.DatasetteSignerStatus, c metav1.Condition) {
 	before := meta.FindStatusCondition(next.Conditions, ConditionInstanceVerified)
@@ -330,26 +315,37 @@ func (r *signerReconciler) setInstanceCondition(signer client.Object, next *data
 }
 
 // restartInstance restarts the signer's rolloutRestartTargets once per key value: when the key
-// took a new value after the operator had seen another one. It records the key it restarted for
-// in status.restartedForKey.
-func (r *signerReconciler) restartInstance(ctx context.Context, signer client.Object, key keyLookup, next *datasettev1alpha1.DatasetteSignerStatus) error {
+// took a new value after the operator had seen another one. Like a token's, each target is
+// restarted at most once per renewal floor: a restart due sooner waits (RestartDeferred), and
+// restartInstance says how long. It records the key it restarted for in status.restartedForKey.
+func (r *signerReconciler) restartInstance(ctx context.Context, signer client.Object, key keyLookup, floor time.Duration,
+	next *datasettev1alpha1.DatasetteSignerStatus) (time.Duration, error) {
 	settings := r.kind.settingsOf(signer)
 	if len(settings.RolloutRestartTargets) == 0 {
 		meta.RemoveStatusCondition(&next.Conditions, ConditionRestartTargetsReady)
-		return nil
+		return 0, nil
 	}
 	if key.minter == nil || !key.rotated || next.RestartedForKey == key.since {
-		return nil
+		return 0, nil
 	}
 	namespace := signer.GetNamespace()
 	if namespace == "" {
 		secret, _ := r.kind.secretOf(signer)
 		namespace = secret.Namespace
 	}
-	c, err := restartWorkloads(ctx, r.Client, namespace, settings.RolloutRestartTargets, r.probes.now(), "signing key change")
-	if err != nil {
-		return err
+	now := r.probes.now()
+	if wait := r.restarts.wait(namespace, settings.RolloutRestartTargets, floor, now); wait > 0 {
+		meta.SetStatusCondition(&next.Conditions, metav1.Condition{Type: ConditionRestartTargetsReady, Status: metav1.ConditionFalse,
+			Reason: ReasonRestartDeferred, ObservedGeneration: signer.GetGeneration(), Message: fmt.Sprintf(
+				"the signing key change reaches the rollout restart targets at %s: each is restarted at most once per renewal floor (%s)",
+				now.Add(wait).UTC().Format(time.RFC3339), floor)})
+		return wait, nil
 	}
+	c, err := restartWorkloads(ctx, r.Client, namespace, settings.RolloutRestartTargets, now, "signing key change")
+	if err != nil {
+		return 0, err
+	}
+	r.restarts.restarted(namespace, settings.RolloutRestartTargets, floor, now)
 	c.ObservedGeneration = signer.GetGeneration()
 	meta.SetStatusCondition(&next.Conditions, c)
 	eventType := corev1.EventTypeNormal
@@ -358,7 +354,7 @@ func (r *signerReconciler) restartInstance(ctx context.Context, signer client.Ob
 	}
 	r.Recorder.Eventf(signer, nil, eventType, c.Reason, "Restart", "%s", c.Message)
 	next.RestartedForKey = key.since
-	return nil
+	return 0, nil
 }
 
 // restartWorkloads rolls every target in namespace, as `kubectl rollout restart` does, and

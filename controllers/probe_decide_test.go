@@ -120,12 +120,26 @@ func TestApplyInstance(t *testing.T) {
 		settings datasettev1alpha1.SignerSettings
 		inst     *datasettev1alpha1.InstanceStatus
 		version  string
-		ttl      time.Duration
+		// unreadable is the discovered release the operator cannot read.
+		unreadable string
+		ttl        time.Duration
 	}{
 		{name: "nothing probed", settings: datasettev1alpha1.SignerSettings{MaxSignedTokensTTL: hour}, ttl: time.Hour},
 		{name: "discovered release", inst: &datasettev1alpha1.InstanceStatus{Version: "1.0a19"}, version: "1.0a19"},
-		{name: "spec release wins", settings: datasettev1alpha1.SignerSettings{DatasetteVersion: "1.0a37"}, inst: &datasettev1alpha1.InstanceStatus{Version: "1.0a19"}, version: "1.0a37"},
-		{name: "unreadable release ignored", inst: &datasettev1alpha1.InstanceStatus{Version: "banana"}},
+		{name: "an older instance beats the spec", settings: datasettev1alpha1.SignerSettings{DatasetteVersion: "1.0a37"},
+			inst: &datasettev1alpha1.InstanceStatus{Version: "1.0a19"}, version: "1.0a19"},
+		{name: "an instance ignoring _r beats the spec", settings: datasettev1alpha1.SignerSettings{DatasetteVersion: "1.0a37"},
+			inst: &datasettev1alpha1.InstanceStatus{Version: "1.0a0"}, version: "1.0a0"},
+		{name: "an older spec beats the instance", settings: datasettev1alpha1.SignerSettings{DatasetteVersion: "1.0a19"},
+			inst: &datasettev1alpha1.InstanceStatus{Version: "1.0a37"}, version: "1.0a19"},
+		{name: "the same release written two ways", settings: datasettev1alpha1.SignerSettings{DatasetteVersion: "1.0.0"},
+			inst: &datasettev1alpha1.InstanceStatus{Version: "1.0"}, version: "1.0.0"},
+		{name: "a malformed spec release is kept, for SignerRelease to refuse", settings: datasettev1alpha1.SignerSettings{DatasetteVersion: "one"},
+			inst: &datasettev1alpha1.InstanceStatus{Version: "1.0a19"}, version: "one"},
+		{name: "unreadable release is unknown", inst: &datasettev1alpha1.InstanceStatus{Version: "banana"}, unreadable: "banana"},
+		{name: "a local version is unknown", inst: &datasettev1alpha1.InstanceStatus{Version: "1.0a1+deb12"}, unreadable: "1.0a1+deb12"},
+		{name: "a post release is unknown, whatever the spec says", settings: datasettev1alpha1.SignerSettings{DatasetteVersion: "1.0a37"},
+			inst: &datasettev1alpha1.InstanceStatus{Version: "1.0a1.post1"}, version: "1.0a37", unreadable: "1.0a1.post1"},
 		{name: "discovered TTL", inst: &datasettev1alpha1.InstanceStatus{MaxSignedTokensTTL: hour}, ttl: time.Hour},
 		{name: "shorter spec TTL wins", settings: datasettev1alpha1.SignerSettings{MaxSignedTokensTTL: &metav1.Duration{Duration: time.Minute}},
 			inst: &datasettev1alpha1.InstanceStatus{MaxSignedTokensTTL: hour}, ttl: time.Minute},
@@ -135,8 +149,10 @@ func TestApplyInstance(t *testing.T) {
 	for _, tt := range tests {
 		in := &gathered{signing: signingFacts{viaSigner: true, signerFound: true, settings: tt.settings, instance: tt.inst}}
 		applyInstance(in)
-		if got := in.signing.settings; got.DatasetteVersion != tt.version || durationOf(got.MaxSignedTokensTTL) != tt.ttl {
-			t.Errorf("%s: version %q ttl %s, want %q %s", tt.name, got.DatasetteVersion, durationOf(got.MaxSignedTokensTTL), tt.version, tt.ttl)
+		if got := in.signing.settings; got.DatasetteVersion != tt.version || durationOf(got.MaxSignedTokensTTL) != tt.ttl ||
+			in.signing.unreadableRelease != tt.unreadable {
+			t.Errorf("%s: version %q unreadable %q ttl %s, want %q %q %s", tt.name, got.DatasetteVersion, in.signing.unreadableRelease,
+				durationOf(got.MaxSignedTokensTTL), tt.version, tt.unreadable, tt.ttl)
 		}
 	}
 }

@@ -68,6 +68,12 @@ func releaseFailure(in *gathered) (r readiness, ok bool) {
 	if s.releaseErr != nil {
 		return notReady(stalled, ReasonUnsupportedByDatasette, fmt.Sprintf("%s: %v", s.source, s.releaseErr)), false
 	}
+	if s.unreadableRelease != "" && !in.want.claims.Restrictions.IsZero() {
+		return notReady(stalled, ReasonUnsupportedByDatasette, fmt.Sprintf(
+			"%s: its instance reports Datasette %q, a release the operator cannot read, so it cannot know that the instance "+
+				"enforces restrictions: nothing restricted is minted until the instance reports a release such as 1.0a19",
+			s.source, s.unreadableRelease)), false
+	}
 	if err := s.release.Check(in.want.claims.Restrictions); err != nil {
 		return notReady(stalled, ReasonUnsupportedByDatasette, fmt.Sprintf(
 			"%s is for %s: %v", s.source, s.release.Release, err)), false

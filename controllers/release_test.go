@@ -65,6 +65,15 @@ func TestDecideRelease(t *testing.T) {
 			gatherRelease(in)
 		}
 	}
+	// probed is viaSigner for a signer whose probe found its instance running discovered.
+	probed := func(settings datasettev1alpha1.SignerSettings, discovered string, r *dstoken.Restrictions) func(*gathered) {
+		return func(in *gathered) {
+			in.signing.instance = &datasettev1alpha1.InstanceStatus{Version: discovered}
+			in.signing.viaSigner, in.signing.signerFound, in.signing.settings = true, true, settings
+			applyInstance(in)
+			viaSigner(in.signing.settings, r)(in)
+		}
+	}
 	version := func(v string, plugins ...datasettev1alpha1.PluginAction) datasettev1alpha1.SignerSettings {
 		return datasettev1alpha1.SignerSettings{DatasetteVersion: v, PluginActions: plugins}
 	}
@@ -105,6 +114,16 @@ func TestDecideRelease(t *testing.T) {
 			messages: []string{"spec.datasetteVersion", "0.64", "no signed API tokens"}},
 		{name: "plugin actions that clash", token: "-", gather: viaSigner(version("1.0a37", datasettev1alpha1.PluginAction{Name: "vi"}), nil),
 			reason: ReasonUnsupportedByDatasette, messages: []string{"spec.pluginActions", `"vi"`}},
+		{name: "declared 1.0a37, probed 1.0a0: restrictions refused", token: "-", gather: probed(version("1.0a37"), "1.0a0", nil),
+			reason: ReasonUnsupportedByDatasette, messages: []string{"1.0a0", "ignores token restrictions"}},
+		{name: "declared 1.0a37, probed 1.0a19: minted for 1.0a19", token: "-", gather: probed(version("1.0a37"), "1.0a19", db("set-column-type")),
+			reason: ReasonUnsupportedByDatasette, messages: []string{"1.0a19", `"set-column-type"`}},
+		{name: "a release the operator cannot read refuses restrictions", token: "-", gather: probed(version("1.0a37"), "1.0a1+deb12", nil),
+			reason: ReasonUnsupportedByDatasette, messages: []string{`"1.0a1+deb12"`, "cannot read", "restrictions"}},
+		{name: "a post release refuses them too", token: newest, gather: probed(version(""), "1.0a1.post1", nil),
+			reason: ReasonUnsupportedByDatasette, messages: []string{`"1.0a1.post1"`}},
+		{name: "a release the operator cannot read still gets an unrestricted token", token: "-", gather: probed(version(""), "1.0a1+deb12", none),
+			mint: mintIssue, reason: ReasonIssued, payload: `{"a":"bot","t":`},
 		{name: "a signing Secret keeps the newest release", token: "-", gather: func(in *gathered) {
 			in.signing.settings = version("1.0a0") // not read: no signer
 			gatherRelease(in)

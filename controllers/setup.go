@@ -65,6 +65,7 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.secretMetadata = secretMetadata
 	r.keys = newKeyCache(secretVersions{unlabelled: secretMetadata, labelled: r.Client}, r.APIReader, r.Namespaces, r.KeyCacheMaxSecretBytes, r.KeyCacheMaxBytes)
+	r.keys.now = r.Clock.Now
 	if err := mgr.Add(summaryEmitter{r: r}); err != nil {
 		return fmt.Errorf("adding the mint summary emitter: %w", err)
 	}
@@ -91,7 +92,8 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	for _, kind := range signerKinds {
-		s := &signerReconciler{Client: r.Client, Recorder: r.Recorder, keys: r.keys, kind: kind, probes: r.probeSettings()}
+		s := &signerReconciler{Client: r.Client, Recorder: r.Recorder, keys: r.keys, kind: kind, probes: r.probeSettings(),
+			floor: r.MinRenewalInterval, restarts: &r.restarts}
 		err := ctrl.NewControllerManagedBy(mgr).
 			For(kind.newObject(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 			Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(s.signersNamingSecret)).

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -90,6 +91,10 @@ type signerReconciler struct {
 	keys     *keyCache
 	kind     signerKind
 	probes   probeSettings
+	// floor is the operator's renewal floor (--min-renewal-interval); restarts is the gate
+	// its rollout restarts share with the tokens'.
+	floor    time.Duration
+	restarts *restartGate
 }
 
 // Reconcile writes a signer's Ready condition, once, when it changed.
@@ -104,7 +109,9 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	secret, keyName := r.kind.secretOf(signer)
-	key, err := r.keys.get(ctx, keyUser(r.kind.name, signer), secret, keyName)
+	floor := renewalFloor(r.floor, r.kind.settingsOf(signer))
+	key, err := r.keys.get(ctx, keyUser(r.kind.name, signer), keyUse{secret: secret, keyName: keyName, floor: floor,
+		platform: r.kind.name == datasettev1alpha1.ClusterDatasetteSignerKind})
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -114,6 +121,9 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	readiness := signerReadiness(secret, keyName, key)
 	if msg := policyInvalid(r.kind.settingsOf(signer).Policy); msg != "" {
 		readiness = notReady(stalled, ReasonInvalidPolicy, msg)
+	} else if !key.heldUntil.IsZero() && readiness.reason == ReasonSignerReady {
+		readiness.message += fmt.Sprintf("; the key changed again within the renewal floor (%s) of its last change: "+
+			"its newest value takes effect at %s", floor, key.heldUntil.UTC().Format(time.RFC3339))
 	}
 	if setReadiness(&next.Conditions, signer.GetGeneration(), readiness) {
 		eventType := corev1.EventTypeNormal
@@ -122,10 +132,15 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		r.Recorder.Eventf(signer, nil, eventType, readiness.reason, "Sign", "%s", truncate(readiness.message, maxNote))
 	}
-	if err := r.restartInstance(ctx, signer, key, next); err != nil {
+	restartWait, err := r.restartInstance(ctx, signer, key, floor, next)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	result := ctrl.Result{RequeueAfter: r.probeInstance(ctx, signer, key, next)}
+	var heldWait time.Duration // a newer key, held back by the renewal floor, takes effect then
+	if !key.heldUntil.IsZero() {
+		heldWait = max(key.heldUntil.Sub(r.probes.now()), time.Second)
+	}
+	result := ctrl.Result{RequeueAfter: soonest(r.probeInstance(ctx, signer, key, next), restartWait, heldWait)}
 	recordSignerMetrics(r.kind.name, req.NamespacedName, next.Conditions)
 	if equality.Semantic.DeepEqual(status, next) {
 		return result, nil
@@ -165,4 +180,15 @@ func (r *signerReconciler) signersNamingSecret(ctx context.Context, secret clien
 		requests[i] = ctrl.Request{NamespacedName: client.ObjectKeyFromObject(s)}
 	}
 	return requests
+}
+
+// soonest is the shortest of the positive durations, or zero when none is.
+func soonest(ds ...time.Duration) time.Duration {
+	var out time.Duration
+	for _, d := range ds {
+		if d > 0 && (out == 0 || d < out) {
+			out = d
+		}
+	}
+	return out
 }

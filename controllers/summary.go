@@ -109,7 +109,7 @@ func (s *mintSummaries) add(target summaryTarget, reason mintReason, namespace s
 	}
 	sum.count++
 	sum.last = now
-	if !slices.Contains(sum.namespaces, namespace) {
+	if target.kind != datasettev1alpha1.ClusterDatasetteSignerKind && !slices.Contains(sum.namespaces, namespace) {
 		if len(sum.namespaces) < maxSummaryNamespaces {
 			sum.namespaces = append(sum.namespaces, namespace)
 		} else {
@@ -158,11 +158,16 @@ func (s summary) note() string {
 	default:
 		why = fmt.Sprintf("re-minted %d %s of DatasetteTokens signed with the previous key of this signer's Secret (key rotation)", s.count, tokens)
 	}
+	span := s.last.Sub(s.first).Round(time.Millisecond)
+	if s.target.kind == datasettev1alpha1.ClusterDatasetteSignerKind {
+		// The event of a cluster-scoped object lands in "default", which tenants may read:
+		// it names none of the tenants' namespaces.
+		return truncate(fmt.Sprintf("%s, over %s", why, span), maxNote)
+	}
 	where := strings.Join(s.namespaces, ", ")
 	if s.moreNamespaces {
 		where += " and others"
 	}
-	span := s.last.Sub(s.first).Round(time.Millisecond)
 	return truncate(fmt.Sprintf("%s, in namespace(s) %s, over %s", why, where, span), maxNote)
 }
 

@@ -168,16 +168,29 @@ func checkSignerSummary(t *testing.T, sum summary, signer summaryTarget) {
 		t.Errorf("summary of %+v due early", sum.target)
 	}
 	if sum.reason != mintRotation {
-		if sum.note() != "renewed 1 token of DatasetteTokens at their renewal time, in namespace(s) b, over 0s" || sum.eventReason() != "TokensRenewed" {
+		if sum.note() != "renewed 1 token of DatasetteTokens at their renewal time, over 0s" || sum.eventReason() != "TokensRenewed" {
 			t.Errorf("renewal note %q, reason %s", sum.note(), sum.eventReason())
 		}
 		return
 	}
-	if sum.count != 20 || len(sum.namespaces) != maxSummaryNamespaces || !sum.moreNamespaces {
-		t.Errorf("signer rotation summary: %+v", sum)
+	// A ClusterDatasetteSigner's events land in "default": they name no tenant namespace.
+	if sum.count != 20 || len(sum.namespaces) != 0 || sum.moreNamespaces {
+		t.Errorf("cluster signer rotation summary: %+v; want 20 tokens and no namespaces kept", sum)
 	}
 	if !strings.HasPrefix(sum.note(), "re-minted 20 tokens of DatasetteTokens signed with the previous key of this signer's Secret") ||
-		!strings.Contains(sum.note(), "and others") || sum.eventReason() != "TokensReminted" {
-		t.Errorf("note %q, reason %s", sum.note(), sum.eventReason())
+		strings.Contains(sum.note(), "ns-") || strings.Contains(sum.note(), "namespace") || sum.eventReason() != "TokensReminted" {
+		t.Errorf("note %q, reason %s; want no namespace named", sum.note(), sum.eventReason())
+	}
+}
+
+// TestNamespacedSignerSummaryNamesNamespaces: a DatasetteSigner's summary, in the tenant's own
+// namespace, still says where its tokens are.
+func TestNamespacedSignerSummaryNamesNamespaces(t *testing.T) {
+	var s mintSummaries
+	signer := summaryTarget{kind: datasettev1alpha1.DatasetteSignerKind, namespace: "team", name: "s"}
+	s.add(signer, mintRotation, "team", time.Unix(0, 0))
+	got := s.due(time.Unix(0, 0), true)
+	if len(got) != 1 || got[0].note() != "re-minted 1 token of DatasetteTokens signed with the previous key of this signer's Secret (key rotation), in namespace(s) team, over 0s" {
+		t.Errorf("summaries %+v", got)
 	}
 }

@@ -172,9 +172,10 @@ func (r *DatasetteTokenReconciler) revoke(ctx context.Context, in *gathered, p *
 	return nil
 }
 
-// restartGate restarts each rollout restart target at most once per renewal floor: a later
-// restart is deferred to the end of that interval (and then done once, for the token current
-// then). It remembers, in memory, when each workload was last restarted.
+// restartGate restarts each rollout restart target at most once per renewal floor, whether a
+// token or a signer restarts it: a later restart is deferred to the end of that interval (and
+// then done once, for the token or key current then). It remembers, in memory, when each
+// workload was last restarted; a nil gate defers nothing.
 type restartGate struct {
 	mu   sync.Mutex
 	last map[string]time.Time
@@ -189,7 +190,7 @@ func targetKey(ns string, t datasettev1alpha1.RolloutRestartTarget) string {
 
 // wait is how long the targets must wait before they may be restarted; zero when now.
 func (g *restartGate) wait(ns string, targets []datasettev1alpha1.RolloutRestartTarget, floor time.Duration, now time.Time) time.Duration {
-	if floor <= 0 {
+	if g == nil || floor <= 0 {
 		return 0
 	}
 	g.mu.Lock()
@@ -205,7 +206,7 @@ func (g *restartGate) wait(ns string, targets []datasettev1alpha1.RolloutRestart
 
 // restarted records that the targets were restarted at now.
 func (g *restartGate) restarted(ns string, targets []datasettev1alpha1.RolloutRestartTarget, floor time.Duration, now time.Time) {
-	if floor <= 0 {
+	if g == nil || floor <= 0 {
 		return
 	}
 	g.mu.Lock()

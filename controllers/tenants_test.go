@@ -7,6 +7,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
 // Tenants, round two: what one tenant can write must not walk around a signer's policy,
@@ -337,4 +339,82 @@ func TestTenantRestartsCoalesced(t *testing.T) {
 	NewWithT(t).Eventually(func() string {
 		return meta.FindStatusCondition(getToken(t, key).Status.Conditions, ConditionRestartTargetsReady).Reason
 	}, eventually, poll).Should(Equal(ReasonRestarted))
+}
+
+// TestKeyChurnPacedByTheFloor: a tenant who rewrites the key of its own signer's Secret twice a
+// second re-mints its tokens and restarts its signer's workloads once per renewal floor, the
+// newest key winning at the end. Before, 20 key writes re-minted every token 20 times and
+// restarted each of the signer's 8 targets at every change (160 restarts).
+func TestKeyChurnPacedByTheFloor(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	secret := signingSecret(t, ns, "datasette", "k0")
+	const floor, tokens, targets, changes = 5 * time.Second, 10, 8, 20
+	m := startManager(t, ns, withFloor(floor))
+	signer := &datasettev1alpha1.DatasetteSigner{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "churn"},
+		Spec: datasettev1alpha1.DatasetteSignerSpec{SecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"}}}
+	for i := range targets {
+		name := fmt.Sprint("app-", i)
+		create(t, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}}, Template: podTemplate(name)}})
+		signer.Spec.RolloutRestartTargets = append(signer.Spec.RolloutRestartTargets, datasettev1alpha1.RolloutRestartTarget{Kind: "Deployment", Name: name})
+	}
+	create(t, signer)
+	keys := make([]types.NamespacedName, tokens)
+	for i := range tokens {
+		tok := newToken(ns, fmt.Sprint("t", i), "bot")
+		tok.Spec.SigningSecretRef = nil
+		tok.Spec.SignerRef = &datasettev1alpha1.SignerReference{Kind: datasettev1alpha1.DatasetteSignerKind, Name: "churn"}
+		create(t, tok)
+		keys[i] = client.ObjectKeyFromObject(tok)
+	}
+	for _, key := range keys {
+		waitReason(t, key, ReasonIssued)
+	}
+
+	mark := m.requests.mark()
+	start := time.Now()
+	final := ""
+	for i := 1; i <= changes; i++ {
+		final = fmt.Sprint("k", i)
+		secret.StringData = map[string]string{defaultSigningKey: final}
+		NewWithT(t).Expect(k8sClient.Update(ctx, secret)).To(Succeed())
+		time.Sleep(500 * time.Millisecond)
+	}
+	churn := time.Since(start)
+	for _, key := range keys { // the newest key wins
+		NewWithT(t).Eventually(func(g Gomega) {
+			var s corev1.Secret
+			g.Expect(k8sClient.Get(ctx, key, &s)).To(Succeed())
+			_, err := dstoken.NewVerifier([]byte(final)).Verify(string(s.Data[tokenKey]), dstoken.VerifyOptions{Now: time.Now()})
+			g.Expect(err).NotTo(HaveOccurred())
+		}, 2*floor+eventually, poll).Should(Succeed())
+	}
+	NewWithT(t).Eventually(func() string {
+		var got datasettev1alpha1.DatasetteSigner
+		NewWithT(t).Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(signer), &got)).To(Succeed())
+		return got.Status.RestartedForKey
+	}, 2*floor+eventually, poll).Should(Equal(getSecretVersion(t, secret)))
+	waitQuiet(t, m.requests)
+
+	// At most one key change per floor takes effect: the first at once, the rest at each floor's end.
+	effective := 1 + int((churn+floor-1)/floor)
+	secretWrites := len(m.requests.since(mark, secretWrites))
+	restarts := len(m.requests.since(mark, func(r apiRequest) bool { return r.resource == "deployments" && isWrite(r) }))
+	t.Logf("%d key writes in %s (floor %s): %d Secret writes for %d tokens, %d restarts of %d targets; all requests: %v",
+		changes, churn.Round(time.Millisecond), floor, secretWrites, tokens, restarts, targets, m.requests.summary(mark))
+	if secretWrites > effective*tokens {
+		t.Errorf("%d Secret writes; want at most %d (%d tokens, one re-mint per floor)", secretWrites, effective*tokens, tokens)
+	}
+	if restarts > effective*targets {
+		t.Errorf("%d restarts; want at most %d (%d targets, once per floor)", restarts, effective*targets, targets)
+	}
+}
+
+// getSecretVersion is a Secret's current resourceVersion.
+func getSecretVersion(t *testing.T, s *corev1.Secret) string {
+	t.Helper()
+	var got corev1.Secret
+	NewWithT(t).Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(s), &got)).To(Succeed())
+	return got.ResourceVersion
 }

@@ -303,7 +303,9 @@ type DatasetteTokenStatus struct {
 	RenewalTime *metav1.Time `json:"renewalTime,omitempty"`
 
 	// lastRenewRequest is the last value of the datasette.io/renew-requested-at annotation that
-	// the operator acted on.
+	// the operator acted on; a value longer than 64 bytes is recorded as "sha256:" and its
+	// digest.
+	// +kubebuilder:validation:MaxLength=128
 	// +optional
 	LastRenewRequest string `json:"lastRenewRequest,omitempty"`
 
