@@ -6,10 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf16"
-	"unicode/utf8"
 
+	"github.com/datasette-token-operator/datasette-token-operator/internal/textsafe"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
@@ -69,7 +67,7 @@ func (o *DecodeOptions) Validate() error { return nil }
 //
 // Times are RFC 3339 in UTC; actions are shown with their full names. Anyone
 // can forge the claims, so every string is quoted with its non-printable
-// characters escaped (see quote), and so is the payload: a token cannot
+// characters escaped (see textsafe.Quote), and so is the payload: a token cannot
 // write terminal escape sequences, carriage returns or bidirectional
 // controls to the terminal. A token over dstoken.MaxTokenSize is refused unread.
 func (o *DecodeOptions) Run() error {
@@ -83,7 +81,7 @@ func (o *DecodeOptions) Run() error {
 	c := decoded.Claims
 	var b strings.Builder
 	b.WriteString("UNVERIFIED: the signature was not checked; anyone can forge these claims.\n")
-	fmt.Fprintf(&b, "actor:        %s\n", quote(c.Actor))
+	fmt.Fprintf(&b, "actor:        %s\n", textsafe.Quote(c.Actor))
 	fmt.Fprintf(&b, "issued at:    %s (%d)\n", rfc3339(c.IssuedAt), c.IssuedAt)
 	if c.ExpiresAfter == 0 {
 		b.WriteString("expires:      never (no \"d\" claim)\n")
@@ -106,13 +104,13 @@ func (o *DecodeOptions) Run() error {
 			fmt.Fprintf(&b, "  all:        %s\n", quoteList(r.All))
 		}
 		for _, d := range r.Databases {
-			fmt.Fprintf(&b, "  database:   %s: %s\n", quote(d.Database), quoteList(d.Actions))
+			fmt.Fprintf(&b, "  database:   %s: %s\n", textsafe.Quote(d.Database), quoteList(d.Actions))
 		}
 		for _, res := range r.Resources {
-			fmt.Fprintf(&b, "  resource:   %s / %s: %s\n", quote(res.Database), quote(res.Resource), quoteList(res.Actions))
+			fmt.Fprintf(&b, "  resource:   %s / %s: %s\n", textsafe.Quote(res.Database), textsafe.Quote(res.Resource), quoteList(res.Actions))
 		}
 	}
-	fmt.Fprintf(&b, "payload:      %s\n", escapeText(string(decoded.Payload), false))
+	fmt.Fprintf(&b, "payload:      %s\n", textsafe.Escape(string(decoded.Payload)))
 	if _, err := io.WriteString(o.Out, b.String()); err != nil {
 		return fmt.Errorf("write claims: %w", err)
 	}
@@ -128,74 +126,11 @@ func rfc3339(sec int64) string {
 	return t.Format(time.RFC3339)
 }
 
-// quote returns s as a JSON string literal that is safe to print: besides
-// the quote and the backslash, every character that is not printable
-// (unicode.IsPrint: C0 and C1 controls such as ESC and CSI, carriage return,
-// line and paragraph separators, format characters such as bidirectional
-// overrides and zero-width spaces, unassigned and private-use code points,
-// and any space but U+0020) is written as a \u escape, so the result is
-// one line of visible characters. Invalid UTF-8 bytes appear as \ufffd,
-// except that a surrogate code point (held as WTF-8, as the token library
-// decodes a JSON "\udXXX" escape) appears as its own \u escape.
-func quote(s string) string {
-	return `"` + escapeText(s, true) + `"`
-}
-
 // quoteList quotes each string and joins them with ", ".
 func quoteList(list []string) string {
 	quoted := make([]string, len(list))
 	for i, s := range list {
-		quoted[i] = quote(s)
+		quoted[i] = textsafe.Quote(s)
 	}
 	return strings.Join(quoted, ", ")
 }
-
-// escapeText escapes what quote escapes; quoted also escapes the double
-// quote and the backslash (for text inside quotes).
-func escapeText(s string, quoted bool) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size <= 1 {
-			if sr, ok := wtf8Surrogate(s[i:]); ok {
-				r, size = sr, 3
-			} else {
-				r = utf8.RuneError // U+FFFD, escaped below
-			}
-		}
-		i += size
-		switch {
-		case quoted && (r == '"' || r == '\\'):
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == utf8.RuneError:
-			b.WriteString(`\ufffd`)
-		case r < utf8.RuneSelf && r >= ' ' && r != 0x7f, r >= utf8.RuneSelf && unicode.IsPrint(r) && !isSurrogate(r):
-			b.WriteRune(r)
-		case r > 0xffff:
-			hi, lo := utf16.EncodeRune(r)
-			fmt.Fprintf(&b, `\u%04x\u%04x`, hi, lo)
-		default:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		}
-	}
-	return b.String()
-}
-
-// wtf8Surrogate decodes a surrogate code point (U+D800..U+DFFF) encoded as
-// three UTF-8-style bytes at the start of s.
-func wtf8Surrogate(s string) (rune, bool) {
-	if len(s) < 3 || s[0] != 0xed || s[1] < 0xa0 || s[1] > 0xbf || s[2] < 0x80 || s[2] > 0xbf {
-		return 0, false
-	}
-	return rune(s[0]&0x0f)<<12 | rune(s[1]&0x3f)<<6 | rune(s[2]&0x3f), true
-}
-
-// isSurrogate reports whether r is a UTF-16 surrogate code point.
-func isSurrogate(r rune) bool { return r >= 0xd800 && r <= 0xdfff }

@@ -1,56 +1,12 @@
 package cli
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"unicode"
 
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
-
-func TestQuote(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"root", `"root"`},
-		{`say "hi" \o/`, `"say \"hi\" \\o/"`},
-		{"\x1b[31mred\x1b[0m", `"\u001b[31mred\u001b[0m"`},
-		{"a\rb\nc\td\x00e\x7f", `"a\rb\nc\td\u0000e\u007f"`},
-		{"c1: \u0085 \u009b2J", `"c1: \u0085 \u009b2J"`},
-		{"nbsp\u00a0zwsp\u200bls\u2028ps\u2029", `"nbsp\u00a0zwsp\u200bls\u2028ps\u2029"`},
-		{"rlo\u202egnp.exe bom\ufeff", `"rlo\u202egnp.exe bom\ufeff"`},
-		{"private \ue000 tag \U000e0001", `"private \ue000 tag \udb40\udc01"`},
-		{"kept: é 日本 😀", `"kept: é 日本 😀"`},
-		{"bad byte \xff", `"bad byte \ufffd"`},
-		{"lone surrogate \xed\xa0\x80", `"lone surrogate \ud800"`},
-	} {
-		if got := quote(tc.in); got != tc.want {
-			t.Errorf("quote(%q) = %s, want %s", tc.in, got, tc.want)
-		}
-	}
-}
-
-// TestQuoteIsJSON checks quote's output is a JSON string holding the input
-// exactly (for valid UTF-8), on one line of printable characters.
-func TestQuoteIsJSON(t *testing.T) {
-	var all strings.Builder
-	for r := rune(0); r < 0x3000; r++ {
-		if r < 0xd800 || r > 0xdfff {
-			all.WriteRune(r)
-		}
-	}
-	for _, s := range []string{all.String(), "\U0001F600\U000E007F\U0010FFFF", `\u001b`} {
-		q := quote(s)
-		var back string
-		if err := json.Unmarshal([]byte(q), &back); err != nil || back != s {
-			t.Errorf("quote(%.40q) does not decode back: %v", s, err)
-		}
-		for _, r := range q {
-			if !unicode.IsPrint(r) {
-				t.Fatalf("quote(%.40q) holds the non-printable %U", s, r)
-			}
-		}
-	}
-}
 
 // TestDecodeHostileToken decodes a forged token whose claims and payload
 // carry terminal escape sequences, carriage returns, line separators and

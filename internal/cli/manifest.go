@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/datasette-token-operator/datasette-token-operator/internal/textsafe"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
@@ -362,7 +363,7 @@ func checkRestrictions(r *manifestRestrictions) error {
 		if err := checkLength("a database name", d.Name, maxNameLength); err != nil {
 			return err
 		}
-		if err := checkActions("-d "+quote(d.Name), d.Actions, maxEntryActions); err != nil {
+		if err := checkActions("-d "+textsafe.Quote(d.Name), d.Actions, maxEntryActions); err != nil {
 			return err
 		}
 		values += 1 + len(d.Actions)
@@ -378,7 +379,7 @@ func checkRestrictions(r *manifestRestrictions) error {
 		if err := checkLength("a resource name", res.Resource, maxNameLength); err != nil {
 			return err
 		}
-		if err := checkActions("-r "+quote(res.Database)+" "+quote(res.Resource), res.Actions, maxEntryActions); err != nil {
+		if err := checkActions("-r "+textsafe.Quote(res.Database)+" "+textsafe.Quote(res.Resource), res.Actions, maxEntryActions); err != nil {
 			return err
 		}
 		values += 1 + len(res.Actions)

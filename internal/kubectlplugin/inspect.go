@@ -12,11 +12,13 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+	"github.com/datasette-token-operator/datasette-token-operator/internal/textsafe"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
@@ -134,17 +136,11 @@ func (o *InspectOptions) Run(ctx context.Context) error {
 	if err := o.client.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: o.Name}, &t); err != nil {
 		return fmt.Errorf("DatasetteToken %s/%s: %w", o.Namespace, o.Name, err)
 	}
-	secretName := t.Status.SecretName
-	if secretName == "" {
-		secretName = t.Spec.SecretName
+	s, err := o.issuedSecret(ctx, &t)
+	if err != nil {
+		return err
 	}
-	if secretName == "" {
-		secretName = t.Name
-	}
-	var s corev1.Secret
-	if err := o.client.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: secretName}, &s); err != nil {
-		return fmt.Errorf("the token's Secret %s/%s: %w", o.Namespace, secretName, err)
-	}
+	secretName := s.Name
 	token := string(s.Data[tokenKey])
 	if token == "" {
 		return fmt.Errorf("the token's Secret %s/%s holds no %q key: the operator has not issued the token", o.Namespace, secretName, tokenKey)
@@ -177,6 +173,36 @@ func (o *InspectOptions) Run(ctx context.Context) error {
 	return o.print(in)
 }
 
+// issuedSecret reads the Secret the operator recorded writing the token to, status.secretName,
+// and only when the token controls it: spec.secretName is what anyone who may edit the token
+// asked for, and may name someone else's Secret. Its metadata are read first, so that no other
+// Secret is read whole.
+func (o *InspectOptions) issuedSecret(ctx context.Context, t *datasettev1alpha1.DatasetteToken) (*corev1.Secret, error) {
+	if t.Status.SecretName == "" {
+		why := ""
+		if c := meta.FindStatusCondition(t.Status.Conditions, "Ready"); c != nil {
+			why = fmt.Sprintf(" (Ready=%s %s: %s)", c.Status, clean(c.Reason, 64), clean(c.Message, 300))
+		}
+		return nil, fmt.Errorf("DatasetteToken %s/%s has not been issued yet: its status names no Secret%s; "+
+			"see kubectl datasette status %s -n %s", o.Namespace, o.Name, why, o.Name, o.Namespace)
+	}
+	key := client.ObjectKey{Namespace: o.Namespace, Name: t.Status.SecretName}
+	var owners metav1.PartialObjectMetadata
+	owners.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := o.client.Get(ctx, key, &owners); err != nil {
+		return nil, fmt.Errorf("the token's Secret %s: %w", key, err)
+	}
+	if !metav1.IsControlledBy(&owners, t) {
+		return nil, fmt.Errorf("the Secret %s that DatasetteToken %s/%s's status names is not controlled by the token: "+
+			"the operator did not write it, so it is not inspected", key, o.Namespace, o.Name)
+	}
+	var s corev1.Secret
+	if err := o.client.Get(ctx, key, &s); err != nil {
+		return nil, fmt.Errorf("the token's Secret %s: %w", key, err)
+	}
+	return &s, nil
+}
+
 func (o *InspectOptions) print(in Inspection) error {
 	if o.Output == outputJSON {
 		if !json.Valid(in.Payload) {
@@ -184,9 +210,9 @@ func (o *InspectOptions) print(in Inspection) error {
 		}
 		out, err := json.MarshalIndent(in, "", "    ")
 		if err != nil {
-			return err
+			return fmt.Errorf("encoding the inspection: %w", err)
 		}
-		_, err = fmt.Fprintf(o.Out, "%s\n", out)
+		_, err = fmt.Fprintf(o.Out, "%s\n", textsafe.EscapeJSON(out))
 		return err
 	}
 	now := o.now()

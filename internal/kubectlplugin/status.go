@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+	"github.com/datasette-token-operator/datasette-token-operator/internal/textsafe"
 )
 
 // Output formats (-o).
@@ -139,10 +140,11 @@ func (o *StatusOptions) print(tokens []datasettev1alpha1.DatasetteToken) error {
 		var out []byte
 		var err error
 		if o.Output == outputJSON {
-			out, err = json.MarshalIndent(list, "", "    ")
-			out = append(out, '\n')
-		} else {
-			out, err = yaml.Marshal(list)
+			if out, err = json.MarshalIndent(list, "", "    "); err == nil {
+				out = append(textsafe.EscapeJSON(out), '\n')
+			}
+		} else if out, err = yaml.Marshal(list); err == nil {
+			out, err = safeYAML(out)
 		}
 		if err != nil {
 			return fmt.Errorf("encoding the tokens: %w", err)

@@ -1,33 +1,32 @@
 package kubectlplugin
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/datasette-token-operator/datasette-token-operator/internal/textsafe"
 )
 
-// clean makes text written by anyone who may edit a DatasetteToken safe for a terminal: control
-// characters (escape sequences included) become '?', and it is cut to at most max runes.
+// clean makes text written by anyone who may edit a DatasetteToken safe for a terminal: it is cut
+// to at most max characters, and every character that is not printable (escape sequences,
+// bidirectional overrides, zero-width characters, tabs and newlines) and every invalid UTF-8 byte
+// becomes a visible \u escape, as the datasette-token CLI's decode writes them.
 func clean(s string, max int) string {
-	var b strings.Builder
 	n := 0
-	for _, r := range s {
+	for i := range s {
 		if n == max {
-			b.WriteString("…")
-			break
+			return textsafe.Escape(s[:i]) + "…"
 		}
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			r = '?'
-		}
-		b.WriteRune(r)
 		n++
 	}
-	return b.String()
+	return textsafe.Escape(s)
 }
 
 // cleanBlock is clean for multi-line text: newlines stay.
@@ -37,6 +36,42 @@ func cleanBlock(s string, max int) string {
 		lines[i] = clean(l, max)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// safeYAML rewrites a YAML document, as sigs.k8s.io/yaml writes it, so that it holds only
+// printable characters (newlines aside): each scalar that holds another is written double-quoted,
+// the only YAML style with escapes, and those characters as escapes. The values stay the same.
+func safeYAML(doc []byte) ([]byte, error) {
+	if bytes.Equal(textsafe.EscapeYAML(doc), doc) {
+		return doc, nil
+	}
+	var root yamlv3.Node
+	if err := yamlv3.Unmarshal(doc, &root); err != nil {
+		return nil, fmt.Errorf("re-reading the YAML to escape it: %w", err)
+	}
+	doubleQuoteUnsafeScalars(&root)
+	var b bytes.Buffer
+	enc := yamlv3.NewEncoder(&b)
+	enc.SetIndent(2)
+	enc.CompactSeqIndent()
+	if err := enc.Encode(&root); err != nil {
+		return nil, fmt.Errorf("re-writing the YAML to escape it: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("re-writing the YAML to escape it: %w", err)
+	}
+	return textsafe.EscapeYAML(b.Bytes()), nil
+}
+
+// doubleQuoteUnsafeScalars gives the double-quoted style to every scalar under n, keys included,
+// that holds a character to escape.
+func doubleQuoteUnsafeScalars(n *yamlv3.Node) {
+	if n.Kind == yamlv3.ScalarNode && string(textsafe.EscapeYAML([]byte(n.Value))) != n.Value {
+		n.Style = yamlv3.DoubleQuotedStyle
+	}
+	for _, c := range n.Content {
+		doubleQuoteUnsafeScalars(c)
+	}
 }
 
 // relative says when t is from now: "5m ago", "in 23h", or "-" without a time.

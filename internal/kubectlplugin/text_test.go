@@ -29,10 +29,10 @@ func TestTableIsTerminalSafe(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := out.String()
-	if strings.ContainsAny(s, "\x1b\x07\u009b") || strings.Count(s, "\n") != 2 {
+	if strings.ContainsAny(s, "\x1b\x07\u009b") || strings.Count(s, "\n") != 2 || !strings.Contains(s, `line\nbreak\u009b31m`) {
 		t.Errorf("unsafe table:\n%q", s)
 	}
-	if !strings.Contains(s, "evil?[2J?]0;pwned?xxx") || strings.Contains(s, strings.Repeat("x", 100)) {
+	if !strings.Contains(s, `evil\u001b[2J\u001b]0;pwned\u0007xxx`) || strings.Contains(s, strings.Repeat("x", 100)) {
 		t.Errorf("actor not cleaned and cut:\n%s", s)
 	}
 	if !strings.Contains(s, "60m ago") {
