@@ -90,6 +90,10 @@ func TestAdmissionRejectsBadSpecs(t *testing.T) {
 		{"invalid template annotation key", func(s *datasettev1alpha1.DatasetteTokenSpec) {
 			s.SecretTemplate = &datasettev1alpha1.SecretTemplate{Annotations: map[string]datasettev1alpha1.AnnotationValue{"-bad/x": "x"}}
 		}, "annotation keys must be valid Kubernetes annotation keys"},
+		{"ServiceAccount annotation in the template", func(s *datasettev1alpha1.DatasetteTokenSpec) {
+			s.SecretTemplate = &datasettev1alpha1.SecretTemplate{Annotations: map[string]datasettev1alpha1.AnnotationValue{
+				"kubernetes.io/service-account.name": "default"}}
+		}, "kubernetes.io/service-account.* annotations belong to ServiceAccount token Secrets"},
 		{"too many rollout restart targets", func(s *datasettev1alpha1.DatasetteTokenSpec) {
 			for i := range 17 {
 				s.RolloutRestartTargets = append(s.RolloutRestartTargets, datasettev1alpha1.RolloutRestartTarget{Kind: "Deployment", Name: fmt.Sprint("d", i)})

@@ -250,8 +250,10 @@ type SecretTemplate struct {
 	// +optional
 	Labels map[string]LabelValue `json:"labels,omitempty"`
 
-	// annotations to put on the output Secret.
+	// annotations to put on the output Secret. Keys of kubernetes.io/service-account.* are
+	// refused: they belong to ServiceAccount token Secrets, which the operator never writes.
 	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k.startsWith('kubernetes.io/service-account.'))",message="kubernetes.io/service-account.* annotations belong to ServiceAccount token Secrets: the operator writes none"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="annotation keys must be valid Kubernetes annotation keys: [prefix/]name, the name at most 63 characters of [-A-Za-z0-9_.], starting and ending alphanumeric"
 	// +optional
 	Annotations map[string]AnnotationValue `json:"annotations,omitempty"`
