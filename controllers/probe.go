@@ -64,8 +64,9 @@ type probeSettings struct {
 	probe Prober
 	// now tells the time.
 	now func() time.Time
-	// slots allows one probe in flight per namespace (nil: no limit).
-	slots *probeSlots
+	// runner runs the probes off the reconcile workers, one in flight per namespace (nil: on
+	// the reconcile's goroutine, unlimited, as unit tests do).
+	runner *probeRunner
 	// addresses is where probes may connect (nil: dsprobe's built-in refusals only).
 	addresses *dsprobe.AddressPolicy
 }
@@ -248,6 +249,7 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 		next.Instance = nil
 		meta.RemoveStatusCondition(&next.Conditions, ConditionInstanceVerified)
 		forgetInstanceMetrics(r.kind.name, signer.GetNamespace(), signer.GetName())
+		r.probes.runner.forget(client.ObjectKeyFromObject(signer))
 		return 0
 	}
 	if signer.GetNamespace() != "" && !r.probes.allowNamespaced {
@@ -264,10 +266,6 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 	if wait := probeSpacing(signer.GetGeneration(), r.kind.statusOf(signer), key.since, now); wait > 0 {
 		return wait // probed a moment ago for this spec and key: Secret events do not make probes faster
 	}
-	if !r.probes.slots.take(signer.GetNamespace()) {
-		return probeSlotRetry // another signer of this namespace is probing: wait for it
-	}
-	defer r.probes.slots.give(signer.GetNamespace())
 	probe := r.probes.probe
 	if probe == nil {
 		probe = dsprobe.Probe
@@ -278,7 +276,21 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 	release, _ := dstoken.ProfileForVersion(settings.DatasetteVersion)
 	cfg := dsprobe.Config{URL: settings.Probe.URL, CABundle: []byte(settings.Probe.CABundle), Actor: settings.Probe.Actor,
 		Unrestricted: release != nil && !release.EnforcesRestrictions, Addresses: r.probes.addresses, Tenant: tenant}
-	result := probe(ctx, key.minter, cfg, now)
+	run := func(ctx context.Context) dsprobe.Result { return probe(ctx, key.minter, cfg, now) }
+	var result dsprobe.Result
+	if runner := r.probes.runner; runner == nil {
+		result = run(ctx)
+	} else {
+		id := client.ObjectKeyFromObject(signer)
+		done, ok := runner.collect(id, signer.GetGeneration(), key.since)
+		if !ok {
+			if !runner.start(ctx, id, signer.GetGeneration(), key.since, now, run) {
+				return probeSlotRetry // another signer of this namespace is probing: wait for it
+			}
+			return probeResultWait // the probe's end wakes the signer sooner
+		}
+		result, now = done.result, done.at
+	}
 	if tenant && result.Verdict == dsprobe.Unreachable {
 		logf.FromContext(ctx).Info("a DatasetteSigner's instance did not answer the probe; its condition does not say why",
 			"signer", client.ObjectKeyFromObject(signer), "detail", result.Detail)
@@ -427,6 +439,5 @@ func restartWorkloads(ctx context.Context, c client.Client, namespace string, ta
 
 // probeSettings are the signer controllers' probe settings, from the reconciler's fields.
 func (r *DatasetteTokenReconciler) probeSettings() probeSettings {
-	return probeSettings{allowNamespaced: r.AllowNamespacedProbes, probe: r.Prober, now: r.Clock.Now, slots: &probeSlots{},
-		addresses: r.ProbeAddresses}
+	return probeSettings{allowNamespaced: r.AllowNamespacedProbes, probe: r.Prober, now: r.Clock.Now, addresses: r.ProbeAddresses}
 }
