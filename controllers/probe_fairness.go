@@ -77,7 +77,8 @@ func (p *probeRunner) collect(signer types.NamespacedName, generation int64, key
 
 // start runs probe for signer, made for generation and keySince at at, unless one is in flight
 // for it already. It reports false when another signer of its namespace has a probe in flight.
-// The probe runs under ctx, the controller's (cancelled when the manager stops).
+// The probe runs under ctx, the controller's: cancelled when the manager stops, not when the
+// reconcile returns (no ReconciliationTimeout is set; one would cut probes short).
 func (p *probeRunner) start(ctx context.Context, signer types.NamespacedName, generation int64, keySince string, at time.Time,
 	probe func(context.Context) dsprobe.Result) bool {
 	p.mu.Lock()

@@ -107,7 +107,7 @@ func TestParsePrefixes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"10.0.0.0/8", "192.168.1.7/32", "fd00::/8", "::1/128", "10.1.0.0/16", "10.1.0.0/16"}
-	var s []string
+	s := make([]string, 0, len(got))
 	for _, p := range got {
 		s = append(s, p.String())
 	}
