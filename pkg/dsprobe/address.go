@@ -35,7 +35,7 @@ type AddressPolicy struct {
 	APIServer []netip.Addr
 }
 
-// Ranges no probe connects to, whatever the policy.
+// alwaysRefused are the ranges no probe connects to, whatever the policy.
 var alwaysRefused = []refusedRange{
 	{netip.MustParsePrefix("0.0.0.0/8"), "an unspecified address"},
 	{netip.MustParsePrefix("::/128"), "an unspecified address"},
