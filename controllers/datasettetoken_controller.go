@@ -25,6 +25,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
+	"github.com/datasette-token-operator/datasette-token-operator/pkg/dsprobe"
 )
 
 // errCacheBehind says that the cache does not yet show the operator's own last write.
@@ -66,6 +67,9 @@ type DatasetteTokenReconciler struct {
 	AllowNamespacedProbes bool
 	// Prober asks signers' instances about their key; nil means dsprobe.Probe. Tests inject one.
 	Prober Prober
+	// ProbeAddresses is where probes may connect (the manager's --probe-deny-cidrs,
+	// --probe-allow-cidrs and the API server's addresses); nil: dsprobe's built-in refusals only.
+	ProbeAddresses *dsprobe.AddressPolicy
 
 	// secretMetadata is the metadata-only watch of the Secrets without the operator's label.
 	secretMetadata cache.Cache

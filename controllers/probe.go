@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dsprobe"
@@ -63,14 +64,24 @@ type probeSettings struct {
 	probe Prober
 	// now tells the time.
 	now func() time.Time
-	// slots allows one probe in flight per namespace (nil: no limit).
-	slots *probeSlots
+	// runner runs the probes off the reconcile workers, one in flight per namespace (nil: on
+	// the reconcile's goroutine, unlimited, as unit tests do).
+	runner *probeRunner
+	// addresses is where probes may connect (nil: dsprobe's built-in refusals only).
+	addresses *dsprobe.AddressPolicy
 }
+
+// tenantUnreachable is all a DatasetteSigner's condition says of a probe that failed: what
+// answered at an address, or why nothing did, would let a tenant map what the operator reaches.
+const tenantUnreachable = "the instance did not answer as Datasette (the operator does not tell a DatasetteSigner why: " +
+	"the platform team finds it in the manager's log)"
 
 // instanceInput is what decideInstance needs: the signer's settings, what its status says, the
 // key and the probe's result.
 type instanceInput struct {
 	settings datasettev1alpha1.SignerSettings
+	// tenant says the signer is a DatasetteSigner: an unreachable instance's details are not told.
+	tenant   bool
 	previous *datasettev1alpha1.InstanceStatus
 	// keySince identifies the current key: the Secret's resourceVersion at which it took its
 	// value.
@@ -143,7 +154,7 @@ func decideInstance(in instanceInput, now time.Time) instanceDecision {
 		next.KeyState, d.rotationTimedOut = datasettev1alpha1.KeyStateRotationTimedOut, true
 	}
 
-	d.condition = instanceCondition(in.settings, next, res, timeout)
+	d.condition = instanceCondition(in.settings, next, res, timeout, in.tenant)
 	d.requeueAfter = probeInterval(probe)
 	if next.KeyState == datasettev1alpha1.KeyStateRotationPending {
 		d.requeueAfter = rotationPoll
@@ -151,17 +162,23 @@ func decideInstance(in instanceInput, now time.Time) instanceDecision {
 	return d
 }
 
-// instanceCondition is the InstanceVerified condition for a probe's result.
+// instanceCondition is the InstanceVerified condition for a probe's result; tenant: for a
+// DatasetteSigner, which is told of a failed probe only that it failed.
 func instanceCondition(settings datasettev1alpha1.SignerSettings, inst *datasettev1alpha1.InstanceStatus, res dsprobe.Result,
-	timeout time.Duration) metav1.Condition {
+	timeout time.Duration, tenant bool) metav1.Condition {
 	c := metav1.Condition{Type: ConditionInstanceVerified, Status: metav1.ConditionFalse}
-	switch res.Verdict {
-	case dsprobe.Unreachable:
+	if tenant && res.Verdict == dsprobe.KeyAccepted {
+		res.Detail = "" // what else the instance answered, its own Datasette's or not
+	}
+	switch {
+	case res.Verdict == dsprobe.Unreachable && tenant:
+		c.Reason, c.Message = ReasonUnreachable, tenantUnreachable
+	case res.Verdict == dsprobe.Unreachable:
 		c.Reason, c.Message = ReasonUnreachable, "the instance did not answer the probe: "+res.Detail
-	case dsprobe.KeyRejected:
+	case res.Verdict == dsprobe.KeyRejected:
 		c.Reason, c.Message = ReasonKeyRejected, res.Detail+
 			"; the signer's Secret and the instance's DATASETTE_SECRET (or --secret) differ: make them the same, or restart the instance with the Secret's key"
-	case dsprobe.SignedTokensDisabled:
+	case res.Verdict == dsprobe.SignedTokensDisabled:
 		c.Reason, c.Message = ReasonSignedTokensDisabled, res.Detail+"; set allow_signed_tokens on, or stop lending this key"
 	default:
 		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonKeyAccepted,
@@ -232,6 +249,7 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 		next.Instance = nil
 		meta.RemoveStatusCondition(&next.Conditions, ConditionInstanceVerified)
 		forgetInstanceMetrics(r.kind.name, signer.GetNamespace(), signer.GetName())
+		r.probes.runner.forget(client.ObjectKeyFromObject(signer))
 		return 0
 	}
 	if signer.GetNamespace() != "" && !r.probes.allowNamespaced {
@@ -248,21 +266,36 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 	if wait := probeSpacing(signer.GetGeneration(), r.kind.statusOf(signer), key.since, now); wait > 0 {
 		return wait // probed a moment ago for this spec and key: Secret events do not make probes faster
 	}
-	if !r.probes.slots.take(signer.GetNamespace()) {
-		return probeSlotRetry // another signer of this namespace is probing: wait for it
-	}
-	defer r.probes.slots.give(signer.GetNamespace())
 	probe := r.probes.probe
 	if probe == nil {
 		probe = dsprobe.Probe
 	}
+	tenant := signer.GetNamespace() != ""
 	// Only the signer's own spec.datasetteVersion may leave "_r" out of the probe token: a
 	// release the instance merely claims is no reason to hand it an unrestricted token.
 	release, _ := dstoken.ProfileForVersion(settings.DatasetteVersion)
 	cfg := dsprobe.Config{URL: settings.Probe.URL, CABundle: []byte(settings.Probe.CABundle), Actor: settings.Probe.Actor,
-		Unrestricted: release != nil && !release.EnforcesRestrictions}
-	result := probe(ctx, key.minter, cfg, now)
-	d := decideInstance(instanceInput{settings: settings, previous: next.Instance, keySince: key.since, result: result}, now)
+		Unrestricted: release != nil && !release.EnforcesRestrictions, Addresses: r.probes.addresses, Tenant: tenant}
+	run := func(ctx context.Context) dsprobe.Result { return probe(ctx, key.minter, cfg, now) }
+	var result dsprobe.Result
+	if runner := r.probes.runner; runner == nil {
+		result = run(ctx)
+	} else {
+		id := client.ObjectKeyFromObject(signer)
+		done, ok := runner.collect(id, signer.GetGeneration(), key.since)
+		if !ok {
+			if !runner.start(ctx, id, signer.GetGeneration(), key.since, now, run) {
+				return probeSlotRetry // another signer of this namespace is probing: wait for it
+			}
+			return probeResultWait // the probe's end wakes the signer sooner
+		}
+		result, now = done.result, done.at
+	}
+	if tenant && result.Verdict == dsprobe.Unreachable {
+		logf.FromContext(ctx).Info("a DatasetteSigner's instance did not answer the probe; its condition does not say why",
+			"signer", client.ObjectKeyFromObject(signer), "detail", result.Detail)
+	}
+	d := decideInstance(instanceInput{settings: settings, tenant: tenant, previous: next.Instance, keySince: key.since, result: result}, now)
 	next.Instance = d.instance
 	r.setInstanceCondition(signer, next, d.condition)
 	if d.rotationStarted {
@@ -402,5 +435,5 @@ func restartWorkloads(ctx context.Context, c client.Client, namespace string, ta
 
 // probeSettings are the signer controllers' probe settings, from the reconciler's fields.
 func (r *DatasetteTokenReconciler) probeSettings() probeSettings {
-	return probeSettings{allowNamespaced: r.AllowNamespacedProbes, probe: r.Prober, now: r.Clock.Now, slots: &probeSlots{}}
+	return probeSettings{allowNamespaced: r.AllowNamespacedProbes, probe: r.Prober, now: r.Clock.Now, addresses: r.ProbeAddresses}
 }

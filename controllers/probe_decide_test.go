@@ -240,3 +240,28 @@ func TestProbeSpacing(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantConditionsSayNoMore: a DatasetteSigner's condition says of a failed probe only that
+// the instance did not answer as Datasette, and of an accepted key nothing the instance's other
+// answers said; a ClusterDatasetteSigner's says why.
+func TestTenantConditionsSayNoMore(t *testing.T) {
+	settings := datasettev1alpha1.SignerSettings{Probe: &datasettev1alpha1.SignerProbe{URL: "http://ds"}}
+	now := time.Unix(1_700_000_000, 0)
+	unreachable := dsprobe.Result{Verdict: dsprobe.Unreachable, Detail: "GET /-/actor.json: dial tcp 10.0.0.1:8001: connect: connection refused"}
+	partial := dsprobe.Result{Verdict: dsprobe.KeyAccepted, Version: "1.0a37", Detail: "GET /-/settings.json: answered 403"}
+	for _, tt := range []struct {
+		result dsprobe.Result
+		tenant bool
+		want   string
+	}{
+		{unreachable, true, tenantUnreachable},
+		{unreachable, false, "the instance did not answer the probe: " + unreachable.Detail},
+		{partial, true, "the instance (Datasette 1.0a37) accepts tokens signed with the signer's key"},
+		{partial, false, "the instance (Datasette 1.0a37) accepts tokens signed with the signer's key (" + partial.Detail + ")"},
+	} {
+		d := decideInstance(instanceInput{settings: settings, tenant: tt.tenant, keySince: "1", result: tt.result}, now)
+		if d.condition.Message != tt.want {
+			t.Errorf("%s, tenant=%v: message %q, want %q", tt.result.Verdict, tt.tenant, d.condition.Message, tt.want)
+		}
+	}
+}

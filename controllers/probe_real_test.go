@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/internal/testenv"
+	"github.com/datasette-token-operator/datasette-token-operator/pkg/dsprobe"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
@@ -303,7 +305,11 @@ func TestProbeRefusedForNamespacedSigners(t *testing.T) {
 	t.Cleanup(srv.Close)
 	for _, allowed := range []bool{false, true} {
 		ns := newNamespace(t)
-		startManager(t, ns, func(_ *ctrl.Options, r *DatasetteTokenReconciler) { r.AllowNamespacedProbes = allowed })
+		startManager(t, ns, func(_ *ctrl.Options, r *DatasetteTokenReconciler) {
+			r.AllowNamespacedProbes = allowed
+			// The test server listens on loopback, which a DatasetteSigner's probe may reach only when allowed so.
+			r.ProbeAddresses = &dsprobe.AddressPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+		})
 		signingSecret(t, ns, "datasette", "k")
 		signer := &datasettev1alpha1.DatasetteSigner{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "own"},
 			Spec: datasettev1alpha1.DatasetteSignerSpec{SecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"},

@@ -94,11 +94,14 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	for _, kind := range signerKinds {
 		s := &signerReconciler{Client: r.Client, Recorder: r.Recorder, keys: r.keys, kind: kind, probes: r.probeSettings(),
 			floor: r.MinRenewalInterval, restarts: &r.restarts}
+		s.probes.runner = newProbeRunner(kind.newObject)
 		err := ctrl.NewControllerManagedBy(mgr).
 			For(kind.newObject(), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+			// A finished probe wakes its signer.
+			WatchesRawSource(source.Channel(s.probes.runner.wake, &handler.EnqueueRequestForObject{})).
 			Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(s.signersNamingSecret)).
 			WatchesRawSource(source.Kind(secretMetadata, client.Object(secretMeta), handler.EnqueueRequestsFromMapFunc(s.signersNamingSecret))).
-			// As many workers as the token controller: a probe may take its whole timeout.
+			// As many workers as the token controller (probes run off them, in the runner).
 			WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 			Named(kind.name).
 			Complete(s)

@@ -105,6 +105,7 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			r.keys.release(r.kind.name + "/" + req.Namespace + "/" + req.Name)
 			forgetSignerMetrics(r.kind.name, req.NamespacedName)
 			forgetInstanceMetrics(r.kind.name, req.Namespace, req.Name)
+			r.probes.runner.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

@@ -8,9 +8,12 @@ import (
 // can ask it whether it accepts the signer's key, which release it runs and which token
 // settings it enforces.
 type SignerProbe struct {
-	// url is the instance's base URL, http or https (for example
-	// http://datasette.prod.svc:8001). The operator GETs /-/actor.json, /-/versions.json and
-	// /-/settings.json below it, with a token of its own that expires in 60 s.
+	// url is the instance's base URL, http or https, by a fully-qualified name (for example
+	// http://datasette.prod.svc.cluster.local:8001: a shorter name is completed by the
+	// operator's DNS search path, and datasette.prod.svc could be a Service of a namespace
+	// named svc). The operator GETs /-/actor.json, /-/versions.json and /-/settings.json below
+	// it, with a token of its own that expires in 60 s, and connects only to addresses its
+	// probe address policy allows.
 	// +kubebuilder:validation:MinLength=8
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://[^\s?#]+$`

@@ -63,6 +63,8 @@ func main() {
 	flag.BoolVar(&allowNamespacedProbes, "allow-namespaced-probes", false,
 		"Let DatasetteSigners' spec.probe reach the network (ClusterDatasetteSigners always may). "+
 			"Off by default: a namespaced probe lets a tenant make the operator send requests.")
+	var probeAddressFlags probeAddresses
+	probeAddressFlags.bindFlags(flag.CommandLine)
 	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	// Tenancy: what bounds each tenant's writes, memory and reach.
 	var minRenewalInterval time.Duration
@@ -157,6 +159,13 @@ func main() {
 	}
 
 	ctx := ctrl.SetupSignalHandler()
+	probeAddressPolicy, err := probeAddressFlags.policy(ctx, mgr.GetConfig().Host)
+	if err != nil {
+		setupLog.Error(err, "unable to set the probes' address policy")
+		os.Exit(1)
+	}
+	setupLog.Info("probe address policy", "deny", probeAddressPolicy.Deny, "allow", probeAddressPolicy.Allow,
+		"apiServer", probeAddressPolicy.APIServer)
 	recorder, stopEvents, err := controllers.NewEventRecorder(ctrl.Log.WithName("events"), mgr.GetConfig(), mgr.GetHTTPClient(),
 		mgr.GetScheme(), eventQPS, eventBurst)
 	if err != nil {
@@ -175,6 +184,7 @@ func main() {
 		KeyCacheMaxSecretBytes:  keyCacheSecretBytes,
 		KeyCacheMaxBytes:        keyCacheBytes,
 		AllowNamespacedProbes:   allowNamespacedProbes,
+		ProbeAddresses:          probeAddressPolicy,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "DatasetteToken")
 		os.Exit(1)

@@ -4,8 +4,11 @@
 // /-/settings.json.
 //
 // Every probe is bounded: GET only, one deadline for the whole probe (5 s by default), each
-// response read up to 64 KiB, redirects never followed, no proxy. Nothing from a response
-// reaches the result but the parsed, validated fields; the probe token appears in no error.
+// response read up to 64 KiB, redirects never followed, no proxy (HTTP_PROXY and the like are
+// ignored, so that every connection is one the address policy saw). Every connection is checked
+// against an AddressPolicy when it is dialled, and all of a probe's requests go to the address
+// its first connection reached. Nothing from a response reaches the result but the parsed,
+// validated fields; the probe token appears in no error.
 package dsprobe
 
 import (
@@ -76,6 +79,13 @@ type Config struct {
 	Unrestricted bool
 	// Timeout bounds the whole probe; DefaultTimeout when zero.
 	Timeout time.Duration
+	// Addresses is the policy every connection is checked against; nil refuses only what every
+	// policy refuses (see AddressPolicy).
+	Addresses *AddressPolicy
+	// Tenant marks a tenant's probe (a DatasetteSigner's): Addresses' tenant refusals apply, and
+	// an instance that does not accept the key is asked nothing more, so that a tenant reads
+	// nothing of an instance that is not its own.
+	Tenant bool
 }
 
 // Result is a probe's parsed, bounded verdict.
@@ -133,7 +143,7 @@ func Probe(ctx context.Context, minter *dstoken.Minter, cfg Config, now time.Tim
 	if err != nil {
 		return Result{Verdict: Unreachable, Detail: bounded(err.Error())}
 	}
-	client, err := newClient(cfg.CABundle)
+	client, err := newClient(cfg.CABundle, cfg.Addresses, cfg.Tenant)
 	if err != nil {
 		return Result{Verdict: Unreachable, Detail: bounded(err.Error())}
 	}
@@ -165,6 +175,9 @@ func Probe(ctx context.Context, minter *dstoken.Minter, cfg Config, now time.Tim
 	default:
 		res.Verdict = KeyRejected
 		res.Detail = fmt.Sprintf("the instance does not read a token signed with this key as actor %q", actor)
+		if cfg.Tenant {
+			return res // nothing shows that the instance is the tenant's: read no more of it
+		}
 		p.token = "" // an instance rejecting the token may answer the rest anonymously
 	}
 	var problems []string
@@ -189,12 +202,14 @@ func Probe(ctx context.Context, minter *dstoken.Minter, cfg Config, now time.Tim
 	return res
 }
 
-// newClient returns an HTTP client that follows no redirect, uses no proxy and keeps no
-// connection, trusting caBundle when given.
-func newClient(caBundle []byte) (*http.Client, error) {
+// newClient returns an HTTP client that follows no redirect, uses no proxy, keeps no
+// connection and connects only where addresses allows (tenant: for a tenant's probe), each
+// time to the address of its first connection, trusting caBundle when given.
+func newClient(caBundle []byte, addresses *AddressPolicy, tenant bool) (*http.Client, error) {
+	dialer := &net.Dialer{Timeout: DefaultTimeout, Control: addresses.control(tenant)}
 	transport := &http.Transport{
-		Proxy:                  nil,
-		DialContext:            (&net.Dialer{Timeout: DefaultTimeout}).DialContext,
+		Proxy:                  nil, // a proxy would make the connections the policy checks
+		DialContext:            (&pinnedDialer{dial: dialer.DialContext}).DialContext,
 		TLSHandshakeTimeout:    DefaultTimeout,
 		ResponseHeaderTimeout:  DefaultTimeout,
 		DisableKeepAlives:      true,

@@ -174,6 +174,7 @@ func TestEveryToggleOn(t *testing.T) {
 	c := d.Spec.Template.Spec.Containers[0]
 	for _, arg := range []string{"--watch-namespaces=analytics,reporting", "--max-concurrent-reconciles=4", "--leader-elect",
 		"--min-renewal-interval=2m", "--allow-signing-secret-ref=false", "--allow-namespaced-probes",
+		"--probe-deny-cidrs=10.0.0.10/32,192.0.2.0/24", "--probe-allow-cidrs=10.0.0.0/8,fd00::/8",
 		"--key-cache-secret-bytes=131072", "--key-cache-bytes=33554432"} {
 		if !slices.Contains(c.Args, arg) {
 			t.Errorf("args %v lack %s", c.Args, arg)
