@@ -54,7 +54,7 @@ func policyInvalid(p *datasettev1alpha1.SigningPolicy) string {
 		patterns []datasettev1alpha1.ActorPattern
 	}{{"denied", p.Actors.Denied}, {"allowed", p.Actors.Allowed}} {
 		for _, pattern := range list.patterns {
-			if _, err := actorPattern(string(pattern)); err != nil {
+			if err := checkActorPattern(string(pattern)); err != nil {
 				return fmt.Sprintf("policy.actors.%s: %v; nothing is minted with this signer until it is fixed", list.field, err)
 			}
 		}
