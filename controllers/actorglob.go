@@ -22,7 +22,8 @@ import (
 //
 // Patterns are matched in place, from their text: nothing is compiled or cached, and matching
 // costs at most len(pattern) × len(actor) steps and no memory, so what a tenant writes into a
-// policy costs the operator its length and no more.
+// policy costs the operator its length and no more (the CRD bounds the length of all of a
+// policy's patterns by datasettev1alpha1.MaxActorPatternBytes).
 //
 // actorPatternSyntax, the same grammar as a regular expression, is what the CRD's CEL rule
 // checks at admission (it cannot check that a range's ends are in order; checkActorPattern does).

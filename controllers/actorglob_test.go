@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
@@ -157,6 +159,64 @@ func TestActorGlobMatcher(t *testing.T) {
 		}
 		if err != nil || got != tt.match {
 			t.Errorf("actorMatch(%.40q, %.40q) = %v, %v; want %v", tt.pattern, tt.actor, got, err, tt.match)
+		}
+	}
+}
+
+// TestActorPatternsAtTheCap: the slowest policies admission lets through, every pattern a *
+// and then elements that match any start in the actor but the last, matched against the longest
+// actor id, for each kind of element. The times (what one token's policy check can cost) are
+// logged and must stay well under a second.
+func TestActorPatternsAtTheCap(t *testing.T) {
+	const patterns = 128 // 64 allowed and 64 denied, the CRD's maxItems
+	claims := dstoken.Claims{Actor: strings.Repeat("a", 1024)}
+	for _, element := range []string{"a", "?", "[a]", "[^0]", "[a-z]"} {
+		actors := &datasettev1alpha1.ActorPolicy{}
+		for i := range patterns {
+			elements := strings.Repeat(element, (datasettev1alpha1.MaxActorPatternBytes/patterns-4)/len(element))
+			p := datasettev1alpha1.ActorPattern("*" + elements + strings.Repeat("a", (datasettev1alpha1.MaxActorPatternBytes/patterns-4)%len(element)) + fmt.Sprintf("%03d", i))
+			if i < 64 {
+				actors.Allowed = append(actors.Allowed, p)
+			} else {
+				actors.Denied = append(actors.Denied, p)
+			}
+		}
+		policy := &datasettev1alpha1.SigningPolicy{Actors: actors}
+		if msg := policyInvalid(policy); msg != "" || actorPatternBytes(actors) != datasettev1alpha1.MaxActorPatternBytes {
+			t.Fatalf("%d bytes of patterns: %q; want a valid policy at the cap", actorPatternBytes(actors), msg)
+		}
+		start := time.Now()
+		msg := policyViolation(policy, "S", claims, 0)
+		elapsed := time.Since(start)
+		t.Logf("%d bytes of patterns like *%s%s…000, against an actor id of 1 024 characters: %s", datasettev1alpha1.MaxActorPatternBytes, element, element, elapsed)
+		if !strings.Contains(msg, "is not allowed") {
+			t.Errorf("policyViolation = %q; want the actor not allowed", msg)
+		}
+		if elapsed > time.Second {
+			t.Errorf("one policy check took %s", elapsed)
+		}
+	}
+}
+
+// TestPolicyOverTheCapIsInvalid: a policy whose patterns are longer together than the CRD
+// allows (admitted by an older CRD) fails closed: the signer is InvalidPolicy, saying so, and
+// mints nothing; one byte less is a valid policy.
+func TestPolicyOverTheCapIsInvalid(t *testing.T) {
+	atTheCap := &datasettev1alpha1.ActorPolicy{}
+	for i := range datasettev1alpha1.MaxActorPatternBytes / 1024 {
+		atTheCap.Allowed = append(atTheCap.Allowed, datasettev1alpha1.ActorPattern(fmt.Sprintf("%02d", i)+strings.Repeat("?", 1022)))
+	}
+	if msg := policyInvalid(&datasettev1alpha1.SigningPolicy{Actors: atTheCap}); msg != "" {
+		t.Errorf("patterns of %d bytes: %q; want a valid policy", actorPatternBytes(atTheCap), msg)
+	}
+	over := &datasettev1alpha1.SigningPolicy{Actors: &datasettev1alpha1.ActorPolicy{Allowed: atTheCap.Allowed, Denied: []datasettev1alpha1.ActorPattern{"é"}}}
+	ready := signerReadyUnder(t, over)
+	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != ReasonInvalidPolicy || !strings.Contains(ready.Message, "16386 bytes") {
+		t.Errorf("Ready = %+v; want False, InvalidPolicy, naming the patterns' length", ready)
+	}
+	for _, policy := range hostilePolicies(1) {
+		if msg := policyInvalid(policy); !strings.Contains(msg, "131072 bytes") {
+			t.Errorf("the finding's policy: %q; want it invalid", msg)
 		}
 	}
 }
