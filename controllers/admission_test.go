@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 )
@@ -121,4 +123,64 @@ func TestAdmissionRejectsBadSpecs(t *testing.T) {
 	ok.Spec.ExpiresAfter = &metav1.Duration{Duration: 90 * time.Minute}
 	ok.Spec.Restrictions = &datasettev1alpha1.Restrictions{All: actions("my-plugin-action")}
 	create(t, ok)
+}
+
+// TestAdmissionCapsActorPatterns: the API server refuses a signer whose actor patterns are
+// longer together than datasettev1alpha1.MaxActorPatternBytes, counted in bytes, and admits one
+// at the cap, for both signer kinds. The finding of issue 26 (64 allowed and 64 denied patterns
+// of 1 024 characters) is refused.
+func TestAdmissionCapsActorPatterns(t *testing.T) {
+	requireEnvtest(t)
+	ns := newNamespace(t)
+	// patterns are n distinct patterns of length bytes each, made of char.
+	patterns := func(n, length int, char string) []datasettev1alpha1.ActorPattern {
+		out := make([]datasettev1alpha1.ActorPattern, n)
+		for i := range out {
+			prefix := fmt.Sprintf("%03d", i)
+			out[i] = datasettev1alpha1.ActorPattern(prefix + strings.Repeat(char, (length-len(prefix))/len(char)))
+		}
+		return out
+	}
+	const refused = "the actor patterns, allowed and denied, may be at most 16384 bytes long together"
+	tests := []struct {
+		name            string
+		allowed, denied []datasettev1alpha1.ActorPattern
+		admitted        bool
+	}{
+		{"at the cap", patterns(8, 1024, "a"), patterns(8, 1024, "b"), true},
+		{"one byte over", patterns(8, 1024, "a"), append(patterns(8, 1024, "b"), "x"), false},
+		{"at the cap in two-byte characters", patterns(8, 2045, "é"), []datasettev1alpha1.ActorPattern{datasettev1alpha1.ActorPattern(strings.Repeat("z", 24))}, true},
+		{"over the cap in bytes, not in characters", patterns(9, 2045, "é"), nil, false},
+		{"the finding: 64 and 64 patterns of 1 024 characters", patterns(64, 1024, "*a"), patterns(64, 1024, "*b"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			actors := &datasettev1alpha1.ActorPolicy{Allowed: tt.allowed, Denied: tt.denied}
+			t.Logf("%d bytes of patterns", actorPatternBytes(actors))
+			if (actorPatternBytes(actors) <= datasettev1alpha1.MaxActorPatternBytes) != tt.admitted {
+				t.Fatalf("the case is wrong: %d bytes of patterns", actorPatternBytes(actors))
+			}
+			settings := datasettev1alpha1.SignerSettings{Policy: &datasettev1alpha1.SigningPolicy{Actors: actors}}
+			signers := []client.Object{
+				&datasettev1alpha1.DatasetteSigner{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "capped-"},
+					Spec: datasettev1alpha1.DatasetteSignerSpec{SecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"}, SignerSettings: settings}},
+				&datasettev1alpha1.ClusterDatasetteSigner{ObjectMeta: metav1.ObjectMeta{GenerateName: "capped-"},
+					Spec: datasettev1alpha1.ClusterDatasetteSignerSpec{
+						SecretRef:         datasettev1alpha1.NamespacedSecretKeyRef{Namespace: ns, SecretKeyRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"}},
+						NamespaceSelector: &metav1.LabelSelector{}, SignerSettings: settings}},
+			}
+			for _, signer := range signers {
+				err := k8sClient.Create(ctx, signer)
+				if err == nil {
+					t.Cleanup(func() { _ = k8sClient.Delete(ctx, signer) })
+				}
+				switch {
+				case tt.admitted && err != nil:
+					t.Errorf("%T refused: %v", signer, err)
+				case !tt.admitted && (!apierrors.IsInvalid(err) || !strings.Contains(err.Error(), refused)):
+					t.Errorf("%T: err %v; want it refused, saying %q", signer, err, refused)
+				}
+			}
+		})
+	}
 }

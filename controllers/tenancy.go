@@ -37,29 +37,47 @@ import (
 const (
 	// ReasonRenewalTooFrequent: the spec would renew the token more often than the renewal floor.
 	ReasonRenewalTooFrequent = "RenewalTooFrequent"
-	// ReasonInvalidPolicy: a signer's policy holds a malformed actor pattern (signer's Ready).
+	// ReasonInvalidPolicy: a signer's policy holds a malformed actor pattern, or actor patterns
+	// longer together than the CRD allows (signer's Ready).
 	ReasonInvalidPolicy = "InvalidPolicy"
 	// ReasonRestartDeferred: the rollout restart targets were restarted less than the renewal
 	// floor ago; the restart for the current token comes at the end of that interval.
 	ReasonRestartDeferred = "RestartDeferred"
 )
 
-// policyInvalid names the first malformed actor pattern of p, or returns "".
+// policyInvalid says what makes p's actor patterns unusable, or returns "": one is malformed,
+// or together they are longer than the CRD allows (a signer admitted by an older CRD).
 func policyInvalid(p *datasettev1alpha1.SigningPolicy) string {
 	if p == nil || p.Actors == nil {
 		return ""
+	}
+	const unusable = "; nothing is minted with this signer until it is fixed"
+	if total := actorPatternBytes(p.Actors); total > datasettev1alpha1.MaxActorPatternBytes {
+		return fmt.Sprintf("policy.actors: the patterns, allowed and denied, are %d bytes long together, more than the %d allowed%s",
+			total, datasettev1alpha1.MaxActorPatternBytes, unusable)
 	}
 	for _, list := range []struct {
 		field    string
 		patterns []datasettev1alpha1.ActorPattern
 	}{{"denied", p.Actors.Denied}, {"allowed", p.Actors.Allowed}} {
 		for _, pattern := range list.patterns {
-			if _, err := actorPattern(string(pattern)); err != nil {
-				return fmt.Sprintf("policy.actors.%s: %v; nothing is minted with this signer until it is fixed", list.field, err)
+			if err := checkActorPattern(string(pattern)); err != nil {
+				return fmt.Sprintf("policy.actors.%s: %v%s", list.field, err, unusable)
 			}
 		}
 	}
 	return ""
+}
+
+// actorPatternBytes is the length in bytes of all of a's patterns, as the CRD's rule counts it.
+func actorPatternBytes(a *datasettev1alpha1.ActorPolicy) int {
+	total := 0
+	for _, list := range [][]datasettev1alpha1.ActorPattern{a.Allowed, a.Denied} {
+		for _, pattern := range list {
+			total += len(pattern)
+		}
+	}
+	return total
 }
 
 // renewalFloor is the shortest time between two renewals of a token signed under settings:

@@ -57,8 +57,8 @@ func TestActorPatterns(t *testing.T) {
 	}
 	syntax := regexp.MustCompile(actorPatternSyntax)
 	for _, bad := range []string{"[root", `root\`, "[]", "[^]", "a[b-]", "[z-a]", "[a-]", "[-a]", "[a]b]x[", `[\`} {
-		if _, err := compileActorPattern(bad); err == nil {
-			t.Errorf("compileActorPattern(%q) succeeded; want malformed", bad)
+		if err := checkActorPattern(bad); err == nil {
+			t.Errorf("checkActorPattern(%q) succeeded; want malformed", bad)
 		}
 		if bad != "[z-a]" && syntax.MatchString(bad) {
 			t.Errorf("the CRD's syntax accepts %q, which the operator refuses", bad)
@@ -66,7 +66,7 @@ func TestActorPatterns(t *testing.T) {
 	}
 	// The CRD's CEL rule and the operator agree on every pattern that has no backwards range.
 	for _, p := range []string{"*", "a*b?c", "[a-z]x", "[^a-z]", "[!ab]", `\\`, `\[`, "a]", `[\]]`, "[[]", "[a-zA-Z0-9_]*", "x[", "[", `\`, "[a-]", "]"} {
-		_, err := compileActorPattern(p)
+		err := checkActorPattern(p)
 		if (err == nil) != syntax.MatchString(p) {
 			t.Errorf("pattern %q: operator error %v, CRD syntax match %v", p, err, syntax.MatchString(p))
 		}
@@ -315,10 +315,20 @@ func TestRestartTargetNameRefusedIsReported(t *testing.T) {
 // TestSignerWithMalformedPatternIsInvalidPolicy: a signer whose pattern got past admission (an
 // older CRD) is not Ready, reason InvalidPolicy, naming the pattern.
 func TestSignerWithMalformedPatternIsInvalidPolicy(t *testing.T) {
+	ready := signerReadyUnder(t, &datasettev1alpha1.SigningPolicy{
+		Actors: &datasettev1alpha1.ActorPolicy{Denied: []datasettev1alpha1.ActorPattern{"[root"}}})
+	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != ReasonInvalidPolicy || !strings.Contains(ready.Message, `"[root"`) {
+		t.Errorf("Ready = %+v; want False, InvalidPolicy, naming the pattern", ready)
+	}
+}
+
+// signerReadyUnder reconciles a DatasetteSigner with policy, its Secret holding a key, and
+// returns its Ready condition.
+func signerReadyUnder(t *testing.T, policy *datasettev1alpha1.SigningPolicy) *metav1.Condition {
+	t.Helper()
 	signer := &datasettev1alpha1.DatasetteSigner{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"},
 		Spec: datasettev1alpha1.DatasetteSignerSpec{SecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"},
-			SignerSettings: datasettev1alpha1.SignerSettings{Policy: &datasettev1alpha1.SigningPolicy{
-				Actors: &datasettev1alpha1.ActorPolicy{Denied: []datasettev1alpha1.ActorPattern{"[root"}}}}}}
+			SignerSettings: datasettev1alpha1.SignerSettings{Policy: policy}}}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "datasette"}, Data: map[string][]byte{defaultSigningKey: []byte("k")}}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(signer, secret).WithStatusSubresource(signer).Build()
 	r := &signerReconciler{Client: c, Recorder: events.NewFakeRecorder(10), keys: newKeyCache(c, c, nil, 0, 0), kind: signerKinds[0]}
@@ -329,8 +339,5 @@ func TestSignerWithMalformedPatternIsInvalidPolicy(t *testing.T) {
 	if err := c.Get(t.Context(), client.ObjectKeyFromObject(signer), &got); err != nil {
 		t.Fatal(err)
 	}
-	ready := meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
-	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != ReasonInvalidPolicy || !strings.Contains(ready.Message, `"[root"`) {
-		t.Errorf("Ready = %+v; want False, InvalidPolicy, naming the pattern", ready)
-	}
+	return meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
 }

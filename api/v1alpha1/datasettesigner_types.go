@@ -133,8 +133,15 @@ type SigningPolicy struct {
 	MinRenewalInterval *metav1.Duration `json:"minRenewalInterval,omitempty"`
 }
 
+// MaxActorPatternBytes bounds the length in bytes (UTF-8) of all of one policy's actor
+// patterns, allowed and denied together: what matching an actor id costs the operator grows
+// with it. It is the number in ActorPolicy's CEL rule.
+const MaxActorPatternBytes = 16384
+
 // ActorPolicy limits actor ids with glob patterns that match the whole actor id: * is any run
 // of characters ("/" included), ? one character, [a-z] or [^a-z] a class, \c the character c.
+// All its patterns, allowed and denied, may be at most 16384 bytes long together.
+// +kubebuilder:validation:XValidation:rule="(has(self.allowed) ? self.allowed.map(p, size(bytes(p))).sum() : 0) + (has(self.denied) ? self.denied.map(p, size(bytes(p))).sum() : 0) <= 16384",message="the actor patterns, allowed and denied, may be at most 16384 bytes long together"
 type ActorPolicy struct {
 	// allowed lists the patterns an actor id must match. Absent means any actor.
 	// +kubebuilder:validation:MinItems=1
