@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -249,71 +248,6 @@ func mapPatch(current, want map[string]string, removable []string) map[string]an
 		}
 	}
 	return out
-}
-
-// restartTargets rolls every rollout restart target to the token issued at issuedAt, as
-// `kubectl rollout restart` does, and records the outcome as the RestartTargetsReady condition.
-// A missing target, or one the API server refuses to patch, is reported, never an error; other API
-// errors are returned for a retry.
-func (r *DatasetteTokenReconciler) restartTargets(ctx context.Context, tok *datasettev1alpha1.DatasetteToken, issuedAt time.Time,
-	conditions *[]metav1.Condition) error {
-	at := issuedAt.UTC().Format(time.RFC3339)
-	patch := fmt.Appendf(nil, `{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, annotationRestartedAt, at)
-	var restarted, missing, refused []string
-	for _, target := range tok.Spec.RolloutRestartTargets {
-		obj := workload(target.Kind)
-		obj.SetNamespace(tok.Namespace)
-		obj.SetName(target.Name)
-		name := target.Kind + "/" + target.Name
-		if why := rejectedTargetName(target.Name); why != "" {
-			refused = append(refused, fmt.Sprintf("%s/%q (%s)", target.Kind, target.Name, why))
-			continue
-		}
-		err := r.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch))
-		switch {
-		case apierrors.IsNotFound(err):
-			missing = append(missing, name)
-		case isPermanentTargetError(err):
-			refused = append(refused, name+" ("+string(apierrors.ReasonForError(err))+")")
-		case err != nil:
-			return fmt.Errorf("restarting %s in %s: %w", name, tok.Namespace, err)
-		default:
-			restarted = append(restarted, name)
-		}
-	}
-	condition := metav1.Condition{Type: ConditionRestartTargetsReady, Status: metav1.ConditionTrue, Reason: ReasonRestarted,
-		Message: truncate(fmt.Sprintf("restarted %s for the token issued at %s", strings.Join(restarted, ", "), at), maxNote), ObservedGeneration: tok.Generation}
-	if len(restarted) > 0 {
-		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, "RolloutRestarted", "Restart", "%s", condition.Message)
-	}
-	var problems []string
-	if len(refused) > 0 {
-		condition.Reason = ReasonTargetRejected
-		problems = append(problems, "the API server refused to restart "+strings.Join(refused, ", "))
-	}
-	if len(missing) > 0 {
-		condition.Reason = ReasonTargetNotFound
-		problems = append([]string{"not found: " + strings.Join(missing, ", ")}, problems...)
-	}
-	if len(problems) > 0 {
-		condition.Status = metav1.ConditionFalse
-		condition.Message = truncate(strings.Join(problems, "; ")+" (the token was still issued)", maxNote)
-		r.Recorder.Eventf(tok, nil, corev1.EventTypeWarning, condition.Reason, "Restart", "%s", condition.Message)
-	}
-	meta.SetStatusCondition(conditions, condition)
-	return nil
-}
-
-// workload returns an empty object of a rollout restart target's kind.
-func workload(kind string) client.Object {
-	switch kind {
-	case "StatefulSet":
-		return &appsv1.StatefulSet{}
-	case "DaemonSet":
-		return &appsv1.DaemonSet{}
-	default:
-		return &appsv1.Deployment{}
-	}
 }
 
 // isPermanent reports whether retrying a write cannot help: the API server refused its content

@@ -3,14 +3,11 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -374,11 +371,13 @@ func (r *signerReconciler) restartInstance(ctx context.Context, signer client.Ob
 				now.Add(wait).UTC().Format(time.RFC3339), floor)})
 		return wait, nil
 	}
-	c, err := restartWorkloads(ctx, r.Client, namespace, settings.RolloutRestartTargets, now, "signing key change")
+	res, err := restartWorkloads(ctx, r.Client, namespace, settings.RolloutRestartTargets, now,
+		"in "+namespace+" for the signing key change at "+now.UTC().Format(time.RFC3339))
 	if err != nil {
 		return 0, err
 	}
 	r.restarts.restarted(namespace, settings.RolloutRestartTargets, floor, now)
+	c := res.condition
 	c.ObservedGeneration = signer.GetGeneration()
 	meta.SetStatusCondition(&next.Conditions, c)
 	eventType := corev1.EventTypeNormal
@@ -388,49 +387,6 @@ func (r *signerReconciler) restartInstance(ctx context.Context, signer client.Ob
 	r.Recorder.Eventf(signer, nil, eventType, c.Reason, "Restart", "%s", c.Message)
 	next.RestartedForKey = key.since
 	return 0, nil
-}
-
-// restartWorkloads rolls every target in namespace, as `kubectl rollout restart` does, and
-// returns the RestartTargetsReady condition saying how it went. A missing target, or one the
-// API server refuses to patch, is reported in the condition; other errors are returned.
-func restartWorkloads(ctx context.Context, c client.Client, namespace string, targets []datasettev1alpha1.RolloutRestartTarget,
-	at time.Time, why string) (metav1.Condition, error) {
-	stamp := at.UTC().Format(time.RFC3339)
-	patch := fmt.Appendf(nil, `{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, annotationRestartedAt, stamp)
-	var restarted, missing, refused []string
-	for _, target := range targets {
-		obj := workload(target.Kind)
-		obj.SetNamespace(namespace)
-		obj.SetName(target.Name)
-		name := target.Kind + "/" + target.Name
-		err := c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch))
-		switch {
-		case apierrors.IsNotFound(err):
-			missing = append(missing, name)
-		case isPermanent(err):
-			refused = append(refused, name+" ("+string(apierrors.ReasonForError(err))+")")
-		case err != nil:
-			return metav1.Condition{}, fmt.Errorf("restarting %s in %s: %w", name, namespace, err)
-		default:
-			restarted = append(restarted, name)
-		}
-	}
-	cond := metav1.Condition{Type: ConditionRestartTargetsReady, Status: metav1.ConditionTrue, Reason: ReasonRestarted,
-		Message: truncate(fmt.Sprintf("restarted %s in %s for the %s at %s", strings.Join(restarted, ", "), namespace, why, stamp), maxNote)}
-	var problems []string
-	if len(refused) > 0 {
-		cond.Reason = ReasonTargetRejected
-		problems = append(problems, "the API server refused to restart "+strings.Join(refused, ", "))
-	}
-	if len(missing) > 0 {
-		cond.Reason = ReasonTargetNotFound
-		problems = append([]string{"not found in " + namespace + ": " + strings.Join(missing, ", ")}, problems...)
-	}
-	if len(problems) > 0 {
-		cond.Status = metav1.ConditionFalse
-		cond.Message = truncate(strings.Join(problems, "; "), maxNote)
-	}
-	return cond, nil
 }
 
 // probeSettings are the signer controllers' probe settings, from the reconciler's fields.

@@ -9,12 +9,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
@@ -265,21 +263,6 @@ func restartPending(tok *datasettev1alpha1.DatasetteToken, mint mintReason, issu
 		done = st.IssuedAt // written before restartedFor existed: the targets were restarted for it
 	}
 	return mint != noMint || done.Unix() != issuedAt
-}
-
-// rejectedTargetName says why the client would refuse a rollout restart target's name (a
-// CRD of an older version let it through), or returns "".
-func rejectedTargetName(name string) string {
-	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-		return "invalid name: " + strings.Join(errs, "; ")
-	}
-	return ""
-}
-
-// isPermanentTargetError reports whether retrying a rollout restart cannot help.
-func isPermanentTargetError(err error) bool {
-	return isPermanent(err) || apierrors.IsMethodNotSupported(err) || apierrors.IsNotAcceptable(err) ||
-		apierrors.IsUnsupportedMediaType(err)
 }
 
 // tokensNamingSignerSecret maps a signer to the DatasetteTokens that name its Secret through

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -340,4 +341,35 @@ func signerReadyUnder(t *testing.T, policy *datasettev1alpha1.SigningPolicy) *me
 		t.Fatal(err)
 	}
 	return meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
+}
+
+// TestSignerRestartTargetNameRefusedIsReported: a signer's rollout restart target whose name
+// the client refuses ("a/b", let through by an older CRD) is TargetRejected in the signer's
+// status, the other targets still restarted, not an error retried in a loop (before, the
+// signers' restarts did not check names as the tokens' do).
+func TestSignerRestartTargetNameRefusedIsReported(t *testing.T) {
+	app := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(app).Build()
+	now := time.Unix(1_700_000_000, 0)
+	r := &signerReconciler{Client: c, Recorder: events.NewFakeRecorder(10), kind: signerKinds[0],
+		probes: probeSettings{now: func() time.Time { return now }}}
+	signer := &datasettev1alpha1.DatasetteSigner{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s", Generation: 3},
+		Spec: datasettev1alpha1.DatasetteSignerSpec{SignerSettings: datasettev1alpha1.SignerSettings{
+			RolloutRestartTargets: []datasettev1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: "a/b"}, {Kind: "Deployment", Name: "app"}}}}}
+	key := keyLookup{secretFound: true, minter: dstoken.NewMinter([]byte("k")), since: "7", rotated: true}
+	var next datasettev1alpha1.DatasetteSignerStatus
+	if _, err := r.restartInstance(t.Context(), signer, key, 0, &next); err != nil {
+		t.Fatalf("restartInstance = %v; want the refusal reported, not retried", err)
+	}
+	cond := meta.FindStatusCondition(next.Conditions, ConditionRestartTargetsReady)
+	if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != ReasonTargetRejected || !strings.Contains(cond.Message, `"a/b"`) ||
+		cond.ObservedGeneration != 3 {
+		t.Errorf("RestartTargetsReady = %+v; want False, TargetRejected naming a/b", cond)
+	}
+	if next.RestartedForKey != "7" {
+		t.Errorf("restartedForKey %q; want the key restarted for, so that the refusal is not retried", next.RestartedForKey)
+	}
+	if err := c.Get(t.Context(), client.ObjectKeyFromObject(app), app); err != nil || app.Spec.Template.Annotations[annotationRestartedAt] == "" {
+		t.Errorf("the valid target was not restarted: %v %v", err, app.Spec.Template.Annotations)
+	}
 }
