@@ -136,7 +136,7 @@ func TestRealDatasetteReleases(t *testing.T) {
 			if isRefused {
 				tok := waitReason(t, key, ReasonUnsupportedByDatasette)
 				cond := meta.FindStatusCondition(tok.Status.Conditions, ConditionReady)
-				if !strings.Contains(cond.Message, "Datasette "+v) || !hasCondition(tok.Status.Conditions, ConditionStalled) {
+				if !strings.Contains(cond.Message, "Datasette "+v) || !meta.IsStatusConditionTrue(tok.Status.Conditions, ConditionStalled) {
 					t.Errorf("%s %s: refusal %q does not name the release, or is not Stalled", v, c.name, cond.Message)
 				}
 				requireNoSecret(t, ns, key.Name)

@@ -197,24 +197,15 @@ func (r *DatasetteTokenReconciler) release(ctx context.Context, tok *datasettev1
 		return nil
 	}
 	before := secret.DeepCopy()
-	secret.OwnerReferences = removeOwner(secret.OwnerReferences, tok.UID)
+	if err := controllerutil.RemoveOwnerReference(tok, &secret, r.Scheme()); err != nil {
+		return fmt.Errorf("releasing Secret %s/%s: %w", tok.Namespace, name, err) // it is controlled by tok: cannot happen
+	}
 	delete(secret.Labels, managedByLabel)
 	if err := r.Patch(ctx, &secret, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("releasing Secret %s/%s: %w", tok.Namespace, name, err)
 	}
 	r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, "Retained", "Delete", "Secret %q is kept (deletionPolicy Retain) and no longer managed", name)
 	return nil
-}
-
-// removeOwner returns refs without the reference to uid.
-func removeOwner(refs []metav1.OwnerReference, uid types.UID) []metav1.OwnerReference {
-	var out []metav1.OwnerReference
-	for _, ref := range refs {
-		if ref.UID != uid {
-			out = append(out, ref)
-		}
-	}
-	return out
 }
 
 // logMappingError logs a failed index lookup of a watch's map function; the object is then not

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
@@ -262,7 +263,7 @@ func TestHostileTenantForeignLabelledSecrets(t *testing.T) {
 				Namespace: ns, Name: fmt.Sprintf("forged-%02d", i), Labels: map[string]string{managedByLabel: managedByValue},
 				OwnerReferences: []metav1.OwnerReference{{
 					APIVersion: datasettev1alpha1.GroupVersion.String(), Kind: "DatasetteToken", Name: "ghost",
-					UID: types.UID(fmt.Sprintf("00000000-0000-0000-0000-%012d", i)), Controller: ptrTo(true),
+					UID: types.UID(fmt.Sprintf("00000000-0000-0000-0000-%012d", i)), Controller: ptr.To(true),
 				}},
 			},
 			Data: map[string][]byte{"blob": blob[:mib-dstoken.MaxTokenSize-8192], tokenKey: []byte(forgedToken)},
@@ -319,7 +320,7 @@ func TestHostileTenantForeignLabelledSecrets(t *testing.T) {
 				Namespace: ns, Name: fmt.Sprintf("worst-%02d", i), Labels: map[string]string{managedByLabel: managedByValue}, Annotations: annotations,
 				OwnerReferences: []metav1.OwnerReference{{
 					APIVersion: datasettev1alpha1.GroupVersion.String(), Kind: "DatasetteToken", Name: "ghost",
-					UID: types.UID(fmt.Sprintf("00000000-0000-0000-0001-%012d", i)), Controller: ptrTo(true),
+					UID: types.UID(fmt.Sprintf("00000000-0000-0000-0001-%012d", i)), Controller: ptr.To(true),
 				}},
 			},
 			Data: map[string][]byte{tokenKey: []byte(forgedToken)},

@@ -208,7 +208,7 @@ func TestProbeRealWrongKey(t *testing.T) {
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
 	got := waitReason(t, key, ReasonInstanceRejectsKey)
-	if !hasCondition(got.Status.Conditions, ConditionReconciling) || hasCondition(got.Status.Conditions, ConditionStalled) {
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionReconciling) || meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
 		t.Errorf("InstanceRejectsKey must be Reconciling, not Stalled: %+v", got.Status.Conditions)
 	}
 	requireNoSecret(t, ns, "reader")

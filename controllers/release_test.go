@@ -248,7 +248,7 @@ func TestSignerDatasetteVersionChange(t *testing.T) {
 	got := waitReason(t, key, ReasonUnsupportedByDatasette)
 	c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
 	if !strings.Contains(c.Message, `DatasetteSigner "instance" is for 1.0a19`) || !strings.Contains(c.Message, `"set-column-type"`) ||
-		!hasCondition(got.Status.Conditions, ConditionStalled) {
+		!meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
 		t.Errorf("refusal: %q, %+v", c.Message, got.Status.Conditions)
 	}
 	if tokenOf(t, key) != kept {

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	keys := []string{"first-signing-key-8f2c", "rotated-signing-key-77d1"}
 	var tokens []string
 	remember := func(name string) {
-		if tok := string(outputSecret(t, ns, name).Data["token"]); tok != "" && !contains(tokens, tok) {
+		if tok := string(outputSecret(t, ns, name).Data["token"]); tok != "" && !slices.Contains(tokens, tok) {
 			tokens = append(tokens, tok)
 		}
 	}
@@ -117,13 +118,4 @@ func TestNoSecretLeaks(t *testing.T) {
 			t.Errorf("no mint counted for reason %s", reason)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -121,11 +121,6 @@ func labelTeamData(t *testing.T, ns string) {
 	}
 }
 
-// hasCondition reports whether conditions hold a condition of type typ with status True.
-func hasCondition(conditions []metav1.Condition, typ string) bool {
-	return meta.IsStatusConditionTrue(conditions, typ)
-}
-
 // requireNoSecret fails unless Secret ns/name does not exist.
 func requireNoSecret(t *testing.T, ns, name string) {
 	t.Helper()
@@ -252,7 +247,7 @@ func TestClusterSignerAcrossNamespaces(t *testing.T) {
 	create(t, outsider)
 	outsiderKey := client.ObjectKeyFromObject(outsider)
 	got = waitReason(t, outsiderKey, ReasonNamespaceNotAllowed)
-	if !hasCondition(got.Status.Conditions, ConditionStalled) || hasCondition(got.Status.Conditions, ConditionReconciling) {
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) || meta.IsStatusConditionTrue(got.Status.Conditions, ConditionReconciling) {
 		t.Errorf("NamespaceNotAllowed needs a person: want Stalled only, got %+v", got.Status.Conditions)
 	}
 	requireNoSecret(t, other, "reports")
@@ -272,7 +267,7 @@ func TestClusterSignerAcrossNamespaces(t *testing.T) {
 	if want := fmt.Sprintf("actor \"root\" is denied by ClusterDatasetteSigner %q", signer.Name); !strings.Contains(c.Message, want) {
 		t.Errorf("message %q does not say %q", c.Message, want)
 	}
-	if !hasCondition(got.Status.Conditions, ConditionStalled) {
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
 		t.Errorf("PolicyViolation needs a person: want Stalled, got %+v", got.Status.Conditions)
 	}
 	requireNoSecret(t, allowed, "root")
@@ -304,7 +299,7 @@ func TestSignerPolicyChange(t *testing.T) {
 	if c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady); !strings.Contains(c.Message, `actor "ci-etl" is denied`) {
 		t.Errorf("message %q does not name the rule and the actor", c.Message)
 	}
-	if !hasCondition(got.Status.Conditions, ConditionStalled) {
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
 		t.Errorf("want Stalled, got %+v", got.Status.Conditions)
 	}
 	if tokenOf(t, key) != token {
@@ -437,7 +432,7 @@ func TestSignerDeletionAndRecreation(t *testing.T) {
 
 	deleteClusterSigner(t, signer.Name)
 	got := waitReason(t, key, ReasonSignerNotFound)
-	if !hasCondition(got.Status.Conditions, ConditionReconciling) || meta.FindStatusCondition(got.Status.Conditions, ConditionStalled) != nil {
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionReconciling) || meta.FindStatusCondition(got.Status.Conditions, ConditionStalled) != nil {
 		t.Errorf("a missing signer may come back: want Reconciling and no Stalled, got %+v", got.Status.Conditions)
 	}
 	if tokenOf(t, key) != token {
@@ -448,7 +443,7 @@ func TestSignerDeletionAndRecreation(t *testing.T) {
 	recreated := &datasettev1alpha1.ClusterDatasetteSigner{ObjectMeta: metav1.ObjectMeta{Name: signer.Name}, Spec: signer.Spec}
 	create(t, recreated)
 	got = waitReason(t, key, ReasonIssued)
-	if hasCondition(got.Status.Conditions, ConditionReconciling) || hasCondition(got.Status.Conditions, ConditionStalled) {
+	if meta.IsStatusConditionTrue(got.Status.Conditions, ConditionReconciling) || meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
 		t.Errorf("conditions left after recovery: %+v", got.Status.Conditions)
 	}
 	verify(t, tokenOf(t, key), "platform-key")
@@ -521,18 +516,18 @@ func TestSignerStatus(t *testing.T) {
 	create(t, tok)
 
 	s := waitSigner(metav1.ConditionFalse, ReasonSecretNotFound)
-	if !hasCondition(s.Status.Conditions, ConditionReconciling) || meta.FindStatusCondition(s.Status.Conditions, ConditionStalled) != nil {
+	if !meta.IsStatusConditionTrue(s.Status.Conditions, ConditionReconciling) || meta.FindStatusCondition(s.Status.Conditions, ConditionStalled) != nil {
 		t.Errorf("a missing Secret may come: want Reconciling, no Stalled, got %+v", s.Status.Conditions)
 	}
 	got := waitReason(t, client.ObjectKeyFromObject(tok), ReasonSignerNotReady)
-	if !hasCondition(got.Status.Conditions, ConditionReconciling) {
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionReconciling) {
 		t.Errorf("token waiting for its signer's Secret: want Reconciling, got %+v", got.Status.Conditions)
 	}
 
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "instance-secret"}, Data: map[string][]byte{"OTHER": []byte("x")}}
 	create(t, secret)
 	s = waitSigner(metav1.ConditionFalse, ReasonKeyMissing)
-	if !hasCondition(s.Status.Conditions, ConditionStalled) || meta.FindStatusCondition(s.Status.Conditions, ConditionReconciling) != nil {
+	if !meta.IsStatusConditionTrue(s.Status.Conditions, ConditionStalled) || meta.FindStatusCondition(s.Status.Conditions, ConditionReconciling) != nil {
 		t.Errorf("a missing key needs a person: want Stalled, no Reconciling, got %+v", s.Status.Conditions)
 	}
 

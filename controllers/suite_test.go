@@ -18,6 +18,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -155,7 +156,7 @@ func startManager(t *testing.T, namespace string, opts ...managerOption) *testMa
 		HealthProbeBindAddress: "0",
 		Cache:                  CacheOptions(),
 		Logger:                 logf.Log.WithName(namespace),
-		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	}
 	options.Cache.DefaultNamespaces = map[string]cache.Config{namespace: {}}
 	r := &DatasetteTokenReconciler{}
@@ -198,8 +199,6 @@ func (m *testManager) Stop() {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // newNamespace creates a namespace for one test.
 func newNamespace(t *testing.T) string {

@@ -129,8 +129,8 @@ func TestTenantRenewalFloor(t *testing.T) {
 		create(t, tok)
 		got := waitReason(t, client.ObjectKeyFromObject(tok), ReasonRenewalTooFrequent)
 		c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
-		if !strings.Contains(c.Message, "1m0s") || !hasCondition(got.Status.Conditions, ConditionStalled) {
-			t.Errorf("%s: %q (Stalled %v); want Stalled and the floor named", name, c.Message, hasCondition(got.Status.Conditions, ConditionStalled))
+		if !strings.Contains(c.Message, "1m0s") || !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
+			t.Errorf("%s: %q (Stalled %v); want Stalled and the floor named", name, c.Message, meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled))
 		}
 		requireNoSecret(t, ns, name)
 		waitWarning(t, ns, name, ReasonRenewalTooFrequent)

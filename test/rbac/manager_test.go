@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -53,7 +54,7 @@ func startManager(t *testing.T, in *installation) *runningManager {
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controllers.CacheOptions(),
 		Logger:                        ctrl.Log.WithName(t.Name()),
-		Controller:                    config.Controller{SkipNameValidation: ptrTo(true)},
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(true)},
 	}
 	// --watch-namespaces, as the manager applies it: the caches' default namespaces.
 	var namespaces []string
@@ -177,5 +178,3 @@ func reconcileErrorsTotal() float64 {
 	}
 	return total
 }
-
-func ptrTo[T any](v T) *T { return &v }
