@@ -129,6 +129,9 @@ func decideToken(in *gathered, now time.Time) plan {
 		return p
 	}
 	if r, ok := signingFailure(in); !ok {
+		if k := in.signing.key; k.minter == nil && k.secretFound && !k.heldUntil.IsZero() {
+			r = notReady(waiting, r.reason, r.message+heldNote(in.floor, k.heldUntil)) // the held value comes by itself
+		}
 		p.readiness, p.revoke = r, revocationDue(in, r)
 		return p
 	}

@@ -259,9 +259,10 @@ func (c *keyCache) cachedAny(secret types.NamespacedName, resourceVersion, keyNa
 	}
 	if now := c.now(); k.next != nil && !now.Before(k.nextAt) {
 		// The floor has passed: the newest value held back takes effect.
-		k = &keyVersion{value: k.next, minter: dstoken.NewMinter(k.next, k.value), bytes: int64(len(k.next)+len(k.value)) + keyOverhead,
-			since: k.nextSince, rotated: true, changedAt: now}
-		c.replaceLocked(e, keyName, k)
+		c.replaceLocked(e, keyName, takeEffect(k.next, k.value, k.nextSince, now))
+		if k = e.keys[keyName]; k.overBudget && !withOverBudget {
+			return keyLookup{}, false
+		}
 	}
 	return keyLookup{secretFound: true, minter: k.minter, oversized: k.oversized, overBudget: k.overBudget, since: k.since, rotated: k.rotated,
 		heldUntil: k.nextAt}, true
@@ -289,13 +290,21 @@ func (c *keyCache) store(secret types.NamespacedName, resourceVersion, keyName s
 		value := data[name]
 		var next *keyVersion
 		switch {
-		case len(value) > maxKeySize:
-			next = &keyVersion{oversized: true, since: resourceVersion}
-		case len(value) == 0:
-			next = &keyVersion{since: resourceVersion}
-		case old == nil || old.minter == nil:
+		case len(value) > maxKeySize || len(value) == 0:
+			next = noKey(old, resourceVersion, len(value) > maxKeySize, e.floor, now)
+		case old == nil || old.minter == nil && old.changedAt.IsZero():
+			// The key's first value (it never had another): it takes effect at once.
 			next = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value), bytes: int64(len(value)) + keyOverhead,
 				since: resourceVersion}
+		case old.minter == nil && bytes.Equal(old.next, value):
+			continue
+		case old.minter == nil && now.Before(old.changedAt.Add(e.floor)):
+			// No key now, and it went (or changed) within the floor: a value is paced like any
+			// other change, so that alternating a key and nothing does not walk around the floor.
+			next = &keyVersion{oversized: old.oversized, value: old.value, bytes: int64(len(old.value) + len(value)), since: old.since,
+				changedAt: old.changedAt, next: bytes.Clone(value), nextSince: resourceVersion, nextAt: old.changedAt.Add(e.floor)}
+		case old.minter == nil:
+			next = takeEffect(value, old.value, resourceVersion, now)
 		case bytes.Equal(old.value, value) && old.next == nil:
 			continue
 		case bytes.Equal(old.value, value): // changed back within the floor: nothing is held any more
@@ -309,11 +318,40 @@ func (c *keyCache) store(secret types.NamespacedName, resourceVersion, keyName s
 				since: old.since, rotated: old.rotated, changedAt: old.changedAt,
 				next: bytes.Clone(value), nextSince: resourceVersion, nextAt: old.changedAt.Add(e.floor)}
 		default:
-			next = &keyVersion{value: bytes.Clone(value), minter: dstoken.NewMinter(value, old.value),
-				bytes: int64(len(value)+len(old.value)) + keyOverhead, since: resourceVersion, rotated: true, changedAt: now}
+			next = takeEffect(value, old.value, resourceVersion, now)
 		}
 		c.replaceLocked(e, name, next)
 	}
+}
+
+// takeEffect is value in effect from now on, read at resourceVersion, replacing previous (nil:
+// none, or no key): the Minter verifies under both, so that a token of previous is a rotation.
+func takeEffect(value, previous []byte, resourceVersion string, now time.Time) *keyVersion {
+	if bytes.Equal(previous, value) {
+		previous = nil // the key in effect before it went: nothing rotated
+	}
+	minter := dstoken.NewMinter(value)
+	if previous != nil {
+		minter = dstoken.NewMinter(value, previous)
+	}
+	return &keyVersion{value: bytes.Clone(value), minter: minter, bytes: int64(len(value)+len(previous)) + keyOverhead,
+		since: resourceVersion, rotated: previous != nil, changedAt: now}
+}
+
+// noKey is a key that is absent, empty or oversized at resourceVersion, replacing old: no key
+// takes effect at once, but it keeps the last value in effect (for the Minter of the next) and
+// counts as a change, so that the next value waits for the floor like any other.
+func noKey(old *keyVersion, resourceVersion string, oversized bool, floor time.Duration, now time.Time) *keyVersion {
+	v := &keyVersion{oversized: oversized, since: resourceVersion}
+	switch {
+	case old == nil:
+	case old.minter == nil, !old.changedAt.IsZero() && now.Before(old.changedAt.Add(floor)):
+		v.value, v.changedAt = old.value, old.changedAt // still no key, or within the floor: the last change stays the last
+	default:
+		v.value, v.changedAt = old.value, now
+	}
+	v.bytes = int64(len(v.value))
+	return v
 }
 
 // replaceLocked puts next under name, or an overBudget mark when it would pass a cap.
@@ -325,7 +363,12 @@ func (c *keyCache) replaceLocked(e *keyEntry, name string, next *keyVersion) {
 	if grow := next.bytes - before; grow > 0 && (e.bytes+grow > c.maxSecretBytes || c.total+grow > c.maxBytes ||
 		e.pool != platformPool && (c.namespaceBytes[e.pool]+grow > c.maxNamespaceBytes ||
 			c.total-c.namespaceBytes[platformPool]+grow > c.maxTenantBytes)) {
-		next = &keyVersion{overBudget: true}
+		// Over the caps: no key, but its last change still paces the next (see noKey).
+		changed := next.changedAt
+		if old := e.keys[name]; changed.IsZero() && old != nil && old.minter != nil {
+			changed = c.now()
+		}
+		next = &keyVersion{overBudget: true, changedAt: changed}
 	}
 	e.keys[name] = next
 	c.account(e, next.bytes-before)

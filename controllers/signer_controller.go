@@ -125,6 +125,9 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	} else if !key.heldUntil.IsZero() && readiness.reason == ReasonSignerReady {
 		readiness.message += fmt.Sprintf("; the key changed again within the renewal floor (%s) of its last change: "+
 			"its newest value takes effect at %s", floor, key.heldUntil.UTC().Format(time.RFC3339))
+	} else if !key.heldUntil.IsZero() && key.minter == nil && key.secretFound {
+		// No key in effect, and a value waits for the floor: it comes by itself.
+		readiness = notReady(waiting, readiness.reason, readiness.message+heldNote(floor, key.heldUntil))
 	}
 	if setReadiness(&next.Conditions, signer.GetGeneration(), readiness) {
 		eventType := corev1.EventTypeNormal
@@ -181,6 +184,12 @@ func (r *signerReconciler) signersNamingSecret(ctx context.Context, secret clien
 		requests[i] = ctrl.Request{NamespacedName: client.ObjectKeyFromObject(s)}
 	}
 	return requests
+}
+
+// heldNote says when a key value that the renewal floor holds back, after the key went, takes effect.
+func heldNote(floor time.Duration, at time.Time) string {
+	return fmt.Sprintf("; a new value, written within the renewal floor (%s) of the key's last change, takes effect at %s",
+		floor, at.UTC().Format(time.RFC3339))
 }
 
 // soonest is the shortest of the positive durations, or zero when none is.

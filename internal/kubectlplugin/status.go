@@ -143,8 +143,15 @@ func (o *StatusOptions) print(tokens []datasettev1alpha1.DatasetteToken) error {
 			if out, err = json.MarshalIndent(list, "", "    "); err == nil {
 				out = append(textsafe.EscapeJSON(out), '\n')
 			}
-		} else if out, err = yaml.Marshal(list); err == nil {
-			out, err = safeYAML(out)
+		} else {
+			if out, err = yaml.Marshal(list); err != nil {
+				// sigs.k8s.io/yaml refuses DEL, C1 controls, U+FFFE and U+FFFF, which anyone who
+				// may edit one token can put in its annotations: YAML v3 writes them escaped.
+				out, err = yamlV3(list)
+			}
+			if err == nil {
+				out, err = safeYAML(out)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("encoding the tokens: %w", err)

@@ -2,6 +2,7 @@ package kubectlplugin
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -61,6 +62,55 @@ func safeYAML(doc []byte) ([]byte, error) {
 		return nil, fmt.Errorf("re-writing the YAML to escape it: %w", err)
 	}
 	return textsafe.EscapeYAML(b.Bytes()), nil
+}
+
+// yamlV3 writes v as sigs.k8s.io/yaml would (through its JSON form: the same field names,
+// omissions and sorted keys), but with YAML v3, which writes every character escaped that the
+// former refuses to write.
+func yamlV3(v any) ([]byte, error) {
+	js, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	enc := yamlv3.NewEncoder(&b)
+	enc.SetIndent(2)
+	enc.CompactSeqIndent()
+	if err := enc.Encode(jsonNumbers(doc)); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// jsonNumbers replaces, in a document decoded with json.Decoder.UseNumber, each number by an
+// int64 or a float64, which YAML writes as numbers.
+func jsonNumbers(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = jsonNumbers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = jsonNumbers(e)
+		}
+	case json.Number:
+		if n, err := v.Int64(); err == nil {
+			return n
+		}
+		f, _ := v.Float64()
+		return f
+	}
+	return v
 }
 
 // doubleQuoteUnsafeScalars gives the double-quoted style to every scalar under n, keys included,
