@@ -179,7 +179,7 @@ func decideToken(in *gathered, now time.Time) plan {
 	}
 
 	p.mint = mintDecision(in, kept, p.dates, now)
-	if holdForRotation(in, &p, kept, now) || holdSignerChange(in, &p, kept, now) {
+	if holdForRotation(in, &p, kept, now) || holdSignerChange(in, &p, kept, now) || holdRepair(in, &p, kept, now) {
 		return p
 	}
 	var deferredUntil time.Time

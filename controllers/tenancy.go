@@ -125,6 +125,49 @@ func deferredMint(tok *datasettev1alpha1.DatasetteToken, reason mintReason, kept
 	return time.Time{}
 }
 
+// holdRepair keeps, until the renewal floor after its last mint, a token under a signer that
+// no longer verifies it but is the token the operator wrote (its actor and issue time): when a
+// signer's key source changes (its spec.secretRef names another Secret or key), none of its
+// tokens verifies any more, and the key cache knows no previous key to call it a rotation.
+// Without this, a tenant flipping its signer between two keys twice a second re-mints every
+// token at every flip. It reports whether it held; p becomes "keep the token and the status as
+// they are, look again at the floor's end", so that a flip back writes nothing either. A Secret
+// that is gone or holds another token, a token never issued, and one whose own spec changed are
+// repaired at once.
+func holdRepair(in *gathered, p *plan, kept dstoken.Comparison, now time.Time) bool {
+	tok := in.token
+	if p.mint != mintRepair || in.floor <= 0 || !in.signing.viaSigner || in.secret == nil || kept.Verified ||
+		tok.Status.IssuedAt == nil || tok.Status.ObservedGeneration != tok.Generation {
+		return false
+	}
+	issued := tok.Status.IssuedAt.Time
+	next := issued.Add(in.floor)
+	if !now.Before(next) {
+		return false
+	}
+	token := string(in.secret.Data[tokenKey])
+	if d, err := dstoken.Decode(token); err != nil || d.Claims.Actor != in.want.claims.Actor || d.Claims.IssuedAt != issued.Unix() {
+		return false // not the token the operator wrote
+	}
+	claims, ok := in.want.claimsAt(issued)
+	if !ok {
+		return false
+	}
+	dates := in.want.datesOf(claims, durationOf(in.signing.settings.MaxSignedTokensTTL))
+	if !dates.expiresAt.IsZero() && !now.Before(dates.expiresAt) {
+		return false // expired: replace it now
+	}
+	p.mint, p.claims, p.dates, p.token = noMint, claims, dates, token
+	p.restart = restartPending(tok, noMint, issued.Unix())
+	p.revocationRemove = in.signing.settings.RevocationPolicy == datasettev1alpha1.RevocationPolicyRemove
+	p.readiness = ready(ReasonIssued, fmt.Sprintf("Secret %q holds a token for actor %q", in.want.secretName, in.want.claims.Actor))
+	p.requeueAfter = next.Sub(now)
+	if !dates.expiresAt.IsZero() {
+		p.requeueAfter = min(p.requeueAfter, untilAfter(now, dates.expiresAt))
+	}
+	return true
+}
+
 // directRefRefusal says why a token may not name secret through spec.signingSecretRef, or
 // returns "": every direct reference is refused when the operator is so configured, and a
 // Secret that a signer names as its key is always refused, so that no token walks around that

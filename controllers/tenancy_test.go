@@ -121,6 +121,7 @@ func TestDecideTenancy(t *testing.T) {
 		reason string
 		revoke bool
 		wait   time.Duration // requeueAfter, when set
+		keeps  bool          // the token and the status stay as they are
 	}{
 		{name: "renewal within the floor is refused", token: "-", gather: func(in *gathered) { in.floor = time.Hour },
 			reason: ReasonRenewalTooFrequent},
@@ -146,6 +147,25 @@ func TestDecideTenancy(t *testing.T) {
 				in.floor = 10 * time.Minute
 				in.signing.key.minter = dstoken.NewMinter(f.key, []byte("old"))
 			}, now: time.Second, mint: mintRotation, reason: ReasonIssued},
+		{name: "a token its signer's key no longer verifies is kept until the floor", token: f.token([]byte("other-key"), f.want.claims),
+			status: datasettev1alpha1.DatasetteTokenStatus{ObservedGeneration: 1, LastMintReason: "issue", IssuedAt: &metav1.Time{Time: f.t0}},
+			gather: func(in *gathered) { viaSigner(nil, "")(in); in.floor = 10 * time.Minute }, now: time.Minute,
+			reason: ReasonIssued, wait: 9 * time.Minute, keeps: true},
+		{name: "and is re-minted at the floor's end", token: f.token([]byte("other-key"), f.want.claims),
+			status: datasettev1alpha1.DatasetteTokenStatus{ObservedGeneration: 1, LastMintReason: "issue", IssuedAt: &metav1.Time{Time: f.t0}},
+			gather: func(in *gathered) { viaSigner(nil, "")(in); in.floor = 10 * time.Minute }, now: 10 * time.Minute,
+			mint: mintRepair, reason: ReasonIssued},
+		{name: "a token the operator did not write is repaired at once", token: f.token([]byte("other-key"), dstoken.Claims{Actor: "bot"}),
+			status: datasettev1alpha1.DatasetteTokenStatus{ObservedGeneration: 1, LastMintReason: "issue", IssuedAt: &metav1.Time{Time: f.t0.Add(-time.Second)}},
+			gather: func(in *gathered) { viaSigner(nil, "")(in); in.floor = 10 * time.Minute }, now: time.Minute,
+			mint: mintRepair, reason: ReasonIssued},
+		{name: "a Secret that is gone is repaired at once", token: "-",
+			status: datasettev1alpha1.DatasetteTokenStatus{ObservedGeneration: 1, LastMintReason: "issue", IssuedAt: &metav1.Time{Time: f.t0}},
+			gather: func(in *gathered) { viaSigner(nil, "")(in); in.floor = 10 * time.Minute }, now: time.Minute,
+			mint: mintRepair, reason: ReasonIssued},
+		{name: "an unverified token of a signing Secret is repaired at once", token: f.token([]byte("other-key"), f.want.claims),
+			status: datasettev1alpha1.DatasetteTokenStatus{ObservedGeneration: 1, LastMintReason: "issue", IssuedAt: &metav1.Time{Time: f.t0}},
+			gather: func(in *gathered) { in.floor = 10 * time.Minute }, now: time.Minute, mint: mintRepair, reason: ReasonIssued},
 		{name: "Keep leaves the token", token: current, gather: viaSigner(denyBot, ""), reason: ReasonPolicyViolation},
 		{name: "Remove revokes on a policy violation", token: current, gather: viaSigner(denyBot, datasettev1alpha1.RevocationPolicyRemove),
 			reason: ReasonPolicyViolation, revoke: true},
@@ -181,7 +201,11 @@ func TestDecideTenancy(t *testing.T) {
 			if p.mint != tt.mint || p.readiness.reason != tt.reason || p.revoke != tt.revoke {
 				t.Fatalf("decide = mint %q, %s, revoke %v; want %q, %s, %v: %s", p.mint, p.readiness.reason, p.revoke, tt.mint, tt.reason, tt.revoke, p.readiness.message)
 			}
-			if tt.wait != 0 && (p.requeueAfter != tt.wait || !strings.Contains(p.readiness.message, "until")) {
+			if tt.keeps && (p.requeueAfter != tt.wait || p.token != string(in.secret.Data[tokenKey]) ||
+				p.readiness.message != fmt.Sprintf("Secret %q holds a token for actor %q", "tok", "bot")) {
+				t.Errorf("a held repair: requeueAfter %s, token kept %v, message %q; want %s, the token and the status as they were",
+					p.requeueAfter, p.token == string(in.secret.Data[tokenKey]), p.readiness.message, tt.wait)
+			} else if tt.wait != 0 && !tt.keeps && (p.requeueAfter != tt.wait || !strings.Contains(p.readiness.message, "until")) {
 				t.Errorf("requeueAfter %s, message %q; want %s and the time it waits until", p.requeueAfter, p.readiness.message, tt.wait)
 			}
 			if tt.reason == ReasonRenewalTooFrequent && (p.token != "" || p.readiness.severity != stalled || !strings.Contains(p.readiness.message, "floor")) {
