@@ -212,7 +212,7 @@ func TestPolicyOverTheCapIsInvalid(t *testing.T) {
 	}
 	over := &datasettev1alpha1.SigningPolicy{Actors: &datasettev1alpha1.ActorPolicy{Allowed: atTheCap.Allowed, Denied: []datasettev1alpha1.ActorPattern{"é"}}}
 	ready := signerReadyUnder(t, over)
-	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != ReasonInvalidPolicy || !strings.Contains(ready.Message, "16386 bytes") {
+	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != datasettev1alpha1.ReasonInvalidPolicy || !strings.Contains(ready.Message, "16386 bytes") {
 		t.Errorf("Ready = %+v; want False, InvalidPolicy, naming the patterns' length", ready)
 	}
 	for _, policy := range hostilePolicies(1) {
@@ -400,7 +400,7 @@ func TestManagerHeapUnderHostileSigners(t *testing.T) {
 		tokens = append(tokens, client.ObjectKeyFromObject(tok))
 	}
 	for _, key := range tokens {
-		waitReason(t, key, ReasonIssued)
+		waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	}
 	liveAfter, _ := heapAfterGC()
 	grown := (float64(liveAfter) - float64(liveBefore)) / (1 << 20)

@@ -47,7 +47,7 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 			if !isPermanent(err) {
 				return ctrl.Result{}, err
 			}
-			p.readiness = notReady(stalled, ReasonSecretRejected, truncate(fmt.Sprintf(
+			p.readiness = notReady(stalled, datasettev1alpha1.ReasonSecretRejected, truncate(fmt.Sprintf(
 				"the API server refused Secret %q: %s", in.want.secretName, apierrors.ReasonForError(err))+": "+scrubbed(err.Error(), p.token), maxNote))
 			// Nothing was written: the status keeps describing the token the Secret holds.
 			p.mint, p.restart, p.token, p.claims, p.dates = noMint, false, "", dstoken.Claims{}, tokenDates{}
@@ -87,7 +87,7 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 		status.RestartedFor = &metav1.Time{Time: time.Unix(p.claims.IssuedAt, 0)}
 	}
 	if len(tok.Spec.RolloutRestartTargets) == 0 {
-		meta.RemoveStatusCondition(&status.Conditions, ConditionRestartTargetsReady)
+		meta.RemoveStatusCondition(&status.Conditions, datasettev1alpha1.ConditionRestartTargetsReady)
 	}
 	r.recordStatus(tok, status, in.want, p)
 	r.recordEvents(tok, p, setReadiness(&status.Conditions, tok.Generation, p.readiness))
@@ -140,7 +140,7 @@ func (r *DatasetteTokenReconciler) recordEvents(tok *datasettev1alpha1.Datasette
 		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, mintEventReason(p.mint), "Mint", "%s", note)
 	case readyChanged && p.readiness.severity != settled && !paused(p.readiness.reason):
 		r.Recorder.Eventf(tok, nil, corev1.EventTypeWarning, p.readiness.reason, "Mint", "%s", truncate(p.readiness.message, maxNote))
-	case readyChanged && p.readiness.reason != ReasonIssued:
+	case readyChanged && p.readiness.reason != datasettev1alpha1.ReasonIssued:
 		r.Recorder.Eventf(tok, nil, corev1.EventTypeNormal, p.readiness.reason, "Mint", "%s", truncate(p.readiness.message, maxNote))
 	}
 }

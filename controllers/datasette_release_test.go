@@ -134,16 +134,16 @@ func TestRealDatasetteReleases(t *testing.T) {
 			key := client.ObjectKey{Namespace: ns, Name: tokenName(v, c.name)}
 			want, isRefused := c.expect[v], c.expect[v] == nil
 			if isRefused {
-				tok := waitReason(t, key, ReasonUnsupportedByDatasette)
-				cond := meta.FindStatusCondition(tok.Status.Conditions, ConditionReady)
-				if !strings.Contains(cond.Message, "Datasette "+v) || !meta.IsStatusConditionTrue(tok.Status.Conditions, ConditionStalled) {
+				tok := waitReason(t, key, datasettev1alpha1.ReasonUnsupportedByDatasette)
+				cond := meta.FindStatusCondition(tok.Status.Conditions, datasettev1alpha1.ConditionReady)
+				if !strings.Contains(cond.Message, "Datasette "+v) || !meta.IsStatusConditionTrue(tok.Status.Conditions, datasettev1alpha1.ConditionStalled) {
 					t.Errorf("%s %s: refusal %q does not name the release, or is not Stalled", v, c.name, cond.Message)
 				}
 				requireNoSecret(t, ns, key.Name)
 				misread(t, s, v, key.Name, c.r)
 				continue
 			}
-			waitReason(t, key, ReasonIssued)
+			waitReason(t, key, datasettev1alpha1.ReasonIssued)
 			token := tokenOf(t, key)
 			sameAsRelease = append(sameAsRelease, func() { sameAsCreateToken(t, v, "bot-"+c.name, c.r, token) })
 			checkActor(t, s, v, c.name, token)
@@ -381,7 +381,7 @@ func TestRealDatasettePluginActions(t *testing.T) {
 		},
 	})
 	k := client.ObjectKey{Namespace: ns, Name: "uploader"}
-	waitReason(t, k, ReasonIssued)
+	waitReason(t, k, datasettev1alpha1.ReasonIssued)
 	token := tokenOf(t, k)
 	d, err := dstoken.Decode(token)
 	if err != nil || !strings.Contains(string(d.Payload), `"_memory":["vd","uc"]`) {

@@ -69,7 +69,7 @@ func readyCondition(g Gomega, key types.NamespacedName) *metav1.Condition {
 	var tok datasettev1alpha1.DatasetteToken
 	g.Expect(k8sClient.Get(ctx, key, &tok)).To(Succeed())
 	g.Expect(tok.Status.ObservedGeneration).To(Equal(tok.Generation))
-	c := meta.FindStatusCondition(tok.Status.Conditions, ConditionReady)
+	c := meta.FindStatusCondition(tok.Status.Conditions, datasettev1alpha1.ConditionReady)
 	g.Expect(c).NotTo(BeNil())
 	g.Expect(c.ObservedGeneration).To(Equal(tok.Generation))
 	return c
@@ -172,7 +172,7 @@ func TestMintsTokenIntoOwnedSecret(t *testing.T) {
 	}
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	got := waitReason(t, key, ReasonIssued)
+	got := waitReason(t, key, datasettev1alpha1.ReasonIssued)
 
 	secret := outputSecret(t, ns, "ci-writer-token")
 	token := string(secret.Data["token"])
@@ -213,7 +213,7 @@ func TestMintsTokenIntoOwnedSecret(t *testing.T) {
 		!st.ExpiresAt.Time.Equal(issued.Add(24*time.Hour)) || !st.RenewalTime.Time.Equal(issued.Add(16*time.Hour)) {
 		t.Errorf("status %+v", st)
 	}
-	if meta.FindStatusCondition(st.Conditions, ConditionStalled) != nil {
+	if meta.FindStatusCondition(st.Conditions, datasettev1alpha1.ConditionStalled) != nil {
 		t.Errorf("a Ready token is not Stalled: %+v", st.Conditions)
 	}
 	waitEvent(t, ns, "ci-writer", "Issued")
@@ -295,20 +295,20 @@ func TestFailureReasonsAndRecovery(t *testing.T) {
 	tok := newToken(ns, "early", "bot")
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	got := waitReason(t, key, ReasonSigningSecretNotFound)
-	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionReconciling) || meta.FindStatusCondition(got.Status.Conditions, ConditionStalled) != nil {
+	got := waitReason(t, key, datasettev1alpha1.ReasonSigningSecretNotFound)
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionReconciling) || meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionStalled) != nil {
 		t.Errorf("want Reconciling and no Stalled while waiting: %+v", got.Status.Conditions)
 	}
 	if got := kstatusOf(t, got); got != status.InProgressStatus {
 		t.Errorf("kstatus %s while waiting for the signing Secret, want InProgress", got)
 	}
-	waitEvent(t, ns, "early", ReasonSigningSecretNotFound)
+	waitEvent(t, ns, "early", datasettev1alpha1.ReasonSigningSecretNotFound)
 
 	// A signing Secret without the key: SigningKeyMissing, Stalled: a person must act.
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "datasette"}, Data: map[string][]byte{"OTHER": []byte("x")}}
 	create(t, s)
-	got = waitReason(t, key, ReasonSigningKeyMissing)
-	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) || meta.FindStatusCondition(got.Status.Conditions, ConditionReconciling) != nil {
+	got = waitReason(t, key, datasettev1alpha1.ReasonSigningKeyMissing)
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionStalled) || meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReconciling) != nil {
 		t.Errorf("want Stalled beside a failure a person must fix: %+v", got.Status.Conditions)
 	}
 	if got := kstatusOf(t, got); got != status.FailedStatus {
@@ -320,7 +320,7 @@ func TestFailureReasonsAndRecovery(t *testing.T) {
 	if err := k8sClient.Update(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	waitReason(t, key, ReasonSigningKeyMissing)
+	waitReason(t, key, datasettev1alpha1.ReasonSigningKeyMissing)
 
 	// Setting the key turns the token Ready within seconds.
 	s.Data = map[string][]byte{defaultSigningKey: []byte("late-key")}
@@ -328,10 +328,10 @@ func TestFailureReasonsAndRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	got = waitReason(t, key, ReasonIssued)
+	got = waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	t.Logf("Ready %s after the signing key appeared", time.Since(start).Round(time.Millisecond))
 	verify(t, string(outputSecret(t, ns, "early").Data["token"]), "late-key")
-	if meta.FindStatusCondition(got.Status.Conditions, ConditionStalled) != nil {
+	if meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionStalled) != nil {
 		t.Errorf("Stalled stayed after recovery: %+v", got.Status.Conditions)
 	}
 }
@@ -343,9 +343,9 @@ func TestSigningSecretCreatedAfterToken(t *testing.T) {
 	tok := newToken(ns, "waiting", "bot")
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	waitReason(t, key, ReasonSigningSecretNotFound)
+	waitReason(t, key, datasettev1alpha1.ReasonSigningSecretNotFound)
 	signingSecret(t, ns, "datasette", "k")
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 }
 
 func TestSecretConflicts(t *testing.T) {
@@ -360,8 +360,8 @@ func TestSecretConflicts(t *testing.T) {
 	tok := newToken(ns, "wants-taken", "bot")
 	tok.Spec.SecretName = "taken"
 	create(t, tok)
-	got := waitReason(t, client.ObjectKeyFromObject(tok), ReasonSecretConflict)
-	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
+	got := waitReason(t, client.ObjectKeyFromObject(tok), datasettev1alpha1.ReasonSecretConflict)
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionStalled) {
 		t.Errorf("a conflict needs a person: want Stalled, got %+v", got.Status.Conditions)
 	}
 	if s := outputSecret(t, ns, "taken"); string(s.Data["token"]) != "theirs" || len(s.OwnerReferences) != 0 {
@@ -378,11 +378,11 @@ func TestSecretConflicts(t *testing.T) {
 	first := newToken(ns, "first", "one")
 	first.Spec.SecretName = "shared"
 	create(t, first)
-	waitReason(t, client.ObjectKeyFromObject(first), ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(first), datasettev1alpha1.ReasonIssued)
 	second := newToken(ns, "second", "two")
 	second.Spec.SecretName = "shared"
 	create(t, second)
-	waitReason(t, client.ObjectKeyFromObject(second), ReasonSecretConflict)
+	waitReason(t, client.ObjectKeyFromObject(second), datasettev1alpha1.ReasonSecretConflict)
 	if v := verify(t, string(outputSecret(t, ns, "shared").Data["token"]), "k"); string(v.Actor.ID) != `"one"` {
 		t.Errorf("the Secret's token is for %s, want the owner's actor", v.Actor.ID)
 	}
@@ -391,7 +391,7 @@ func TestSecretConflicts(t *testing.T) {
 	if err := k8sClient.Delete(ctx, foreign); err != nil {
 		t.Fatal(err)
 	}
-	waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(tok), datasettev1alpha1.ReasonIssued)
 }
 
 func TestKeyRotationRemintsEveryToken(t *testing.T) {
@@ -410,7 +410,7 @@ func TestKeyRotationRemintsEveryToken(t *testing.T) {
 	bystander.Spec.SigningSecretRef.Name = "other"
 	create(t, bystander)
 	for _, key := range append(keys, client.ObjectKeyFromObject(bystander)) {
-		waitReason(t, key, ReasonIssued)
+		waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	}
 	bystanderToken := string(outputSecret(t, ns, "bystander").Data["token"])
 
@@ -450,7 +450,7 @@ func TestRenewsBeforeExpiry(t *testing.T) {
 	tok.Spec.RenewBefore = &metav1.Duration{Duration: 2 * time.Second}
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	first := waitReason(t, key, ReasonIssued)
+	first := waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	if want := first.Status.IssuedAt.Add(2 * time.Second); !first.Status.RenewalTime.Time.Equal(want) {
 		t.Errorf("renewalTime %s, want %s", first.Status.RenewalTime, want)
 	}
@@ -478,7 +478,7 @@ func TestRenewalFollowsTheClock(t *testing.T) {
 	tok.Spec.ExpiresAfter = &metav1.Duration{Duration: 3 * time.Hour}
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	first := waitReason(t, key, ReasonIssued)
+	first := waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	if !first.Status.IssuedAt.Time.Equal(issued) || !first.Status.RenewalTime.Time.Equal(issued.Add(2*time.Hour)) {
 		t.Fatalf("status %+v, want issued at %s and renewal two hours later", first.Status, issued)
 	}
@@ -525,7 +525,7 @@ func TestRepairsTheSecret(t *testing.T) {
 	tok.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{Labels: map[string]datasettev1alpha1.LabelValue{"team": "data"}}
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	g := NewWithT(t)
 
 	// A deleted Secret is recreated.
@@ -568,7 +568,7 @@ func TestRepairsTheSecret(t *testing.T) {
 	g.Expect(k8sClient.Get(ctx, key, &cur)).To(Succeed())
 	cur.Spec.SecretName = "moved"
 	g.Expect(k8sClient.Update(ctx, &cur)).To(Succeed())
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	verify(t, string(outputSecret(t, ns, "moved").Data["token"]), "k")
 	g.Eventually(func() bool {
 		var old corev1.Secret
@@ -585,14 +585,14 @@ func TestSpecChangeReissues(t *testing.T) {
 	tok.Spec.ExpiresAfter = &metav1.Duration{Duration: time.Hour}
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 
 	var cur datasettev1alpha1.DatasetteToken
 	NewWithT(t).Expect(k8sClient.Get(ctx, key, &cur)).To(Succeed())
 	cur.Spec.ExpiresAfter = nil
 	cur.Spec.Restrictions = &datasettev1alpha1.Restrictions{All: []datasettev1alpha1.Action{"view-instance", "my-plugin-action"}}
 	NewWithT(t).Expect(k8sClient.Update(ctx, &cur)).To(Succeed())
-	got := waitReason(t, key, ReasonIssued)
+	got := waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	v := verify(t, string(outputSecret(t, ns, "evolving").Data["token"]), "k")
 	if string(v.Actor.Restrictions) != `{"a":["vi","my-plugin-action"]}` || v.Duration != 0 {
 		t.Errorf("re-issued token: _r %s, duration %d", v.Actor.Restrictions, v.Duration)
@@ -622,7 +622,7 @@ func TestNoWritesOnRestartOrResync(t *testing.T) {
 		}
 		tok.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{Labels: map[string]datasettev1alpha1.LabelValue{"x": "y"}}
 		create(t, tok)
-		waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)
+		waitReason(t, client.ObjectKeyFromObject(tok), datasettev1alpha1.ReasonIssued)
 	}
 	first.Stop()
 	tokens := map[string]string{}
@@ -649,7 +649,7 @@ func TestCachesOnlyOwnedSecrets(t *testing.T) {
 	signingSecret(t, ns, "datasette", "k")
 	tok := newToken(ns, "cached", "bot")
 	create(t, tok)
-	waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(tok), datasettev1alpha1.ReasonIssued)
 
 	cached := m.reconciler.Client
 	var s corev1.Secret
@@ -683,7 +683,7 @@ func TestLabelledSigningSecretRotates(t *testing.T) {
 	create(t, signing)
 	tok := newToken(ns, "labelled", "bot")
 	create(t, tok)
-	waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(tok), datasettev1alpha1.ReasonIssued)
 	signedWith := func(key string) {
 		t.Helper()
 		NewWithT(t).Eventually(func() error {
@@ -725,7 +725,7 @@ func TestTemplateKeysRemovedFromTheSecret(t *testing.T) {
 	}
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	before := outputSecret(t, ns, "templated")
 	// Someone else labels the Secret.
 	before.Labels["backup"] = "yes"

@@ -125,7 +125,7 @@ func decideToken(in *gathered, now time.Time) plan {
 	tok := in.token
 	p := plan{renewRequest: renewRequestRecord(tok.Status.LastRenewRequest), release: in.signing.release}
 	if in.specErr != nil {
-		p.readiness = notReady(stalled, ReasonInvalidSpec, in.specErr.Error())
+		p.readiness = notReady(stalled, datasettev1alpha1.ReasonInvalidSpec, in.specErr.Error())
 		return p
 	}
 	if r, ok := signingFailure(in); !ok {
@@ -140,7 +140,7 @@ func decideToken(in *gathered, now time.Time) plan {
 		return p
 	}
 	if secretOwnership(in.secret, tok) == secretForeign {
-		p.readiness = notReady(stalled, ReasonSecretConflict, fmt.Sprintf(
+		p.readiness = notReady(stalled, datasettev1alpha1.ReasonSecretConflict, fmt.Sprintf(
 			"Secret %q exists and is not owned by this DatasetteToken; choose another spec.secretName or delete that Secret", in.want.secretName))
 		return p
 	}
@@ -157,22 +157,23 @@ func decideToken(in *gathered, now time.Time) plan {
 	if tok.Spec.Suspend {
 		p.requeueAfter = untilAfter(now, p.dates.expiresAt)
 		if keptValid {
-			p.readiness = ready(ReasonSuspended, fmt.Sprintf("suspended: nothing is minted; the token in Secret %q stays valid until it expires", want.secretName))
+			p.readiness = ready(datasettev1alpha1.ReasonSuspended,
+				fmt.Sprintf("suspended: nothing is minted; the token in Secret %q stays valid until it expires", want.secretName))
 		} else {
 			// Stalled, not merely False: kstatus reads Ready=False alone as InProgress forever.
-			p.readiness = notReady(stalled, ReasonSuspended, fmt.Sprintf(
+			p.readiness = notReady(stalled, datasettev1alpha1.ReasonSuspended, fmt.Sprintf(
 				"suspended: nothing is minted, and Secret %q holds no valid token for the spec; unset spec.suspend to resume", want.secretName))
 		}
 		return p
 	}
 	claims, mintable := want.claimsAt(now)
 	if msg := renewalTooFrequent(want, claims, maxTTL, in.floor); mintable && msg != "" {
-		p.readiness = notReady(stalled, ReasonRenewalTooFrequent, msg)
+		p.readiness = notReady(stalled, datasettev1alpha1.ReasonRenewalTooFrequent, msg)
 		return p
 	}
 	if !mintable {
 		// Stalled, not merely False: kstatus reads Ready=False alone as InProgress forever.
-		p.readiness = notReady(stalled, ReasonEnded, fmt.Sprintf(
+		p.readiness = notReady(stalled, datasettev1alpha1.ReasonEnded, fmt.Sprintf(
 			"spec.notAfter (%s) has passed: no token is minted any more; delete the DatasetteToken or move spec.notAfter",
 			want.notAfter.UTC().Format(time.RFC3339)))
 		return p
@@ -195,20 +196,20 @@ func decideToken(in *gathered, now time.Time) plan {
 	} else {
 		token, err := minter.MintChecked(claims)
 		if err != nil {
-			p.readiness = notReady(stalled, ReasonInvalidSpec, tooLargeMessage(err))
+			p.readiness = notReady(stalled, datasettev1alpha1.ReasonInvalidSpec, tooLargeMessage(err))
 			p.mint = noMint
 			return p
 		}
 		p.token, p.claims = token, claims
 		p.dates = want.datesOf(claims, maxTTL)
-		p.renewRequest = renewRequestRecord(tok.Annotations[annotationRenewRequestedAt])
+		p.renewRequest = renewRequestRecord(tok.Annotations[datasettev1alpha1.AnnotationRenewRequestedAt])
 	}
 	// Restart the targets whenever the token differs from the one the status last recorded
 	// (not at the first issue): also when a previous reconcile wrote the Secret but failed
 	// before its status.
 	p.restart = restartPending(tok, p.mint, p.claims.IssuedAt)
 	p.revocationRemove = in.signing.settings.RevocationPolicy == datasettev1alpha1.RevocationPolicyRemove
-	p.readiness = ready(ReasonIssued, fmt.Sprintf("Secret %q holds a token for actor %q", want.secretName, want.claims.Actor))
+	p.readiness = ready(datasettev1alpha1.ReasonIssued, fmt.Sprintf("Secret %q holds a token for actor %q", want.secretName, want.claims.Actor))
 	if !deferredUntil.IsZero() {
 		p.readiness.message += fmt.Sprintf("; the renewal requested waits for the renewal floor (%s) until %s", in.floor, deferredUntil.UTC().Format(time.RFC3339))
 		if !p.dates.renewAt.IsZero() {
@@ -233,45 +234,49 @@ func signingFailure(in *gathered) (r readiness, ok bool) {
 	s := in.signing
 	switch {
 	case s.refusedRef != "":
-		return notReady(stalled, ReasonPolicyViolation, s.refusedRef), false
+		return notReady(stalled, datasettev1alpha1.ReasonPolicyViolation, s.refusedRef), false
 	case s.viaSigner && !s.signerFound:
-		return notReady(waiting, ReasonSignerNotFound, fmt.Sprintf("%s not found", s.source)), false
+		return notReady(waiting, datasettev1alpha1.ReasonSignerNotFound, fmt.Sprintf("%s not found", s.source)), false
 	case s.viaSigner && !s.namespaceAllowed:
-		return notReady(stalled, ReasonNamespaceNotAllowed, fmt.Sprintf(
+		return notReady(stalled, datasettev1alpha1.ReasonNamespaceNotAllowed, fmt.Sprintf(
 			"%s does not select namespace %q (its spec.namespaceSelector)", s.source, in.token.Namespace)), false
 	}
 	if s.invalidPolicy != "" {
-		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf("%s: %s", s.source, s.invalidPolicy)), false
+		return notReady(stalled, datasettev1alpha1.ReasonSignerNotReady, fmt.Sprintf("%s: %s", s.source, s.invalidPolicy)), false
 	}
 	if msg := policyViolation(s.settings.Policy, s.source, in.want.claims, in.want.lifetime); msg != "" {
-		return notReady(stalled, ReasonPolicyViolation, msg), false
+		return notReady(stalled, datasettev1alpha1.ReasonPolicyViolation, msg), false
 	}
 	if r, ok := releaseFailure(in); !ok {
 		return r, false
 	}
 	switch {
 	case s.key.oversized && s.viaSigner:
-		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf(
+		return notReady(stalled, datasettev1alpha1.ReasonSignerNotReady, fmt.Sprintf(
 			"%s: the key %q of its Secret %s is longer than %d bytes", s.source, s.keyName, s.secret, maxKeySize)), false
 	case s.key.oversized:
-		return notReady(stalled, ReasonSigningKeyMissing, fmt.Sprintf(
+		return notReady(stalled, datasettev1alpha1.ReasonSigningKeyMissing, fmt.Sprintf(
 			"the key %q of signing Secret %s is longer than %d bytes", s.keyName, s.secret, maxKeySize)), false
 	case s.key.overBudget && s.viaSigner:
-		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf("%s: %s", s.source, overBudgetMessage(s.keyName, s.secret))), false
+		return notReady(stalled, datasettev1alpha1.ReasonSignerNotReady, fmt.Sprintf("%s: %s", s.source, overBudgetMessage(s.keyName, s.secret))), false
 	case s.key.overBudget:
-		return notReady(stalled, ReasonSigningKeyMissing, overBudgetMessage(s.keyName, s.secret)), false
+		return notReady(stalled, datasettev1alpha1.ReasonSigningKeyMissing, overBudgetMessage(s.keyName, s.secret)), false
 	case s.key.unreadable && s.viaSigner:
-		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf("%s: the operator may not read its Secret %s (%s)", s.source, s.secret, unreadableWhy)), false
+		return notReady(stalled, datasettev1alpha1.ReasonSignerNotReady,
+			fmt.Sprintf("%s: the operator may not read its Secret %s (%s)", s.source, s.secret, unreadableWhy)), false
 	case s.key.unreadable:
-		return notReady(stalled, ReasonSigningKeyMissing, fmt.Sprintf("the operator may not read signing Secret %s (%s)", s.secret, unreadableWhy)), false
+		return notReady(stalled, datasettev1alpha1.ReasonSigningKeyMissing,
+			fmt.Sprintf("the operator may not read signing Secret %s (%s)", s.secret, unreadableWhy)), false
 	case !s.key.secretFound && s.viaSigner:
-		return notReady(waiting, ReasonSignerNotReady, fmt.Sprintf("%s: its Secret %s is not found", s.source, s.secret)), false
+		return notReady(waiting, datasettev1alpha1.ReasonSignerNotReady, fmt.Sprintf("%s: its Secret %s is not found", s.source, s.secret)), false
 	case !s.key.secretFound:
-		return notReady(waiting, ReasonSigningSecretNotFound, fmt.Sprintf("signing Secret %s not found", s.secret)), false
+		return notReady(waiting, datasettev1alpha1.ReasonSigningSecretNotFound, fmt.Sprintf("signing Secret %s not found", s.secret)), false
 	case s.key.minter == nil && s.viaSigner:
-		return notReady(stalled, ReasonSignerNotReady, fmt.Sprintf("%s: its Secret %s has no key %q, or it is empty", s.source, s.secret, s.keyName)), false
+		return notReady(stalled, datasettev1alpha1.ReasonSignerNotReady,
+			fmt.Sprintf("%s: its Secret %s has no key %q, or it is empty", s.source, s.secret, s.keyName)), false
 	case s.key.minter == nil:
-		return notReady(stalled, ReasonSigningKeyMissing, fmt.Sprintf("signing Secret %s has no key %q, or it is empty", s.secret, s.keyName)), false
+		return notReady(stalled, datasettev1alpha1.ReasonSigningKeyMissing,
+			fmt.Sprintf("signing Secret %s has no key %q, or it is empty", s.secret, s.keyName)), false
 	}
 	return readiness{}, true
 }

@@ -218,67 +218,67 @@ func TestDecide(t *testing.T) {
 		sev     severity
 		restart bool
 	}{
-		{name: "first issue", token: "-", mint: mintIssue, reason: ReasonIssued},
-		{name: "secret deleted", token: "-", mutate: issuedBefore, mint: mintRepair, reason: ReasonIssued, restart: true},
-		{name: "token key emptied", token: "", mutate: issuedBefore, mint: mintRepair, reason: ReasonIssued, restart: true},
-		{name: "not a token", token: "hello", mint: mintRepair, reason: ReasonIssued},
-		{name: "valid and current", token: current, now: f.t0.Add(time.Minute), reason: ReasonIssued},
-		{name: "just before renewal", token: current, now: f.t0.Add(40*time.Minute - time.Nanosecond), reason: ReasonIssued},
-		{name: "renewal time", token: current, now: f.t0.Add(40 * time.Minute), mint: mintRenewal, reason: ReasonIssued},
-		{name: "expired", token: current, now: f.t0.Add(2 * time.Hour), mint: mintRenewal, reason: ReasonIssued},
+		{name: "first issue", token: "-", mint: mintIssue, reason: datasettev1alpha1.ReasonIssued},
+		{name: "secret deleted", token: "-", mutate: issuedBefore, mint: mintRepair, reason: datasettev1alpha1.ReasonIssued, restart: true},
+		{name: "token key emptied", token: "", mutate: issuedBefore, mint: mintRepair, reason: datasettev1alpha1.ReasonIssued, restart: true},
+		{name: "not a token", token: "hello", mint: mintRepair, reason: datasettev1alpha1.ReasonIssued},
+		{name: "valid and current", token: current, now: f.t0.Add(time.Minute), reason: datasettev1alpha1.ReasonIssued},
+		{name: "just before renewal", token: current, now: f.t0.Add(40*time.Minute - time.Nanosecond), reason: datasettev1alpha1.ReasonIssued},
+		{name: "renewal time", token: current, now: f.t0.Add(40 * time.Minute), mint: mintRenewal, reason: datasettev1alpha1.ReasonIssued},
+		{name: "expired", token: current, now: f.t0.Add(2 * time.Hour), mint: mintRenewal, reason: datasettev1alpha1.ReasonIssued},
 		{name: "key rotated", token: f.token([]byte("old-key"), f.want.claims), minter: dstoken.NewMinter(f.key, []byte("old-key")),
-			mint: mintRotation, reason: ReasonIssued},
-		{name: "signed by an unknown key", token: f.token([]byte("forger"), other), mint: mintRepair, reason: ReasonIssued},
-		{name: "signature edited", token: current[:len(current)-1] + "A", mint: mintRepair, reason: ReasonIssued},
-		{name: "lenient variant: padding", token: current + "==", mint: mintRepair, reason: ReasonIssued},
-		{name: "lenient variant: newlines", token: current + "\n\n", mint: mintRepair, reason: ReasonIssued},
-		{name: "spec changed", token: f.token(f.key, other), mint: mintIssue, reason: ReasonIssued},
+			mint: mintRotation, reason: datasettev1alpha1.ReasonIssued},
+		{name: "signed by an unknown key", token: f.token([]byte("forger"), other), mint: mintRepair, reason: datasettev1alpha1.ReasonIssued},
+		{name: "signature edited", token: current[:len(current)-1] + "A", mint: mintRepair, reason: datasettev1alpha1.ReasonIssued},
+		{name: "lenient variant: padding", token: current + "==", mint: mintRepair, reason: datasettev1alpha1.ReasonIssued},
+		{name: "lenient variant: newlines", token: current + "\n\n", mint: mintRepair, reason: datasettev1alpha1.ReasonIssued},
+		{name: "spec changed", token: f.token(f.key, other), mint: mintIssue, reason: datasettev1alpha1.ReasonIssued},
 		{name: "renew requested", token: current, mutate: func(tok *datasettev1alpha1.DatasetteToken) {
-			tok.Annotations = map[string]string{annotationRenewRequestedAt: "now"}
+			tok.Annotations = map[string]string{datasettev1alpha1.AnnotationRenewRequestedAt: "now"}
 			tok.Status.IssuedAt = &metav1.Time{Time: f.t0}
-		}, now: f.t0.Add(time.Second), mint: mintManual, reason: ReasonIssued, restart: true},
+		}, now: f.t0.Add(time.Second), mint: mintManual, reason: datasettev1alpha1.ReasonIssued, restart: true},
 		{name: "renew request already handled", token: current, mutate: func(tok *datasettev1alpha1.DatasetteToken) {
-			tok.Annotations = map[string]string{annotationRenewRequestedAt: "now"}
+			tok.Annotations = map[string]string{datasettev1alpha1.AnnotationRenewRequestedAt: "now"}
 			tok.Status.LastRenewRequest = "now"
-		}, reason: ReasonIssued},
+		}, reason: datasettev1alpha1.ReasonIssued},
 		{name: "restart pending from an interrupted reconcile", token: current, mutate: func(tok *datasettev1alpha1.DatasetteToken) {
 			tok.Status.IssuedAt = &metav1.Time{Time: f.t0.Add(-time.Hour)}
-		}, reason: ReasonIssued, restart: true},
+		}, reason: datasettev1alpha1.ReasonIssued, restart: true},
 		{name: "suspended with a valid token", token: current, mutate: func(tok *datasettev1alpha1.DatasetteToken) { tok.Spec.Suspend = true },
-			now: f.t0.Add(50 * time.Minute), reason: ReasonSuspended},
+			now: f.t0.Add(50 * time.Minute), reason: datasettev1alpha1.ReasonSuspended},
 		{name: "suspended past expiry", token: current, mutate: func(tok *datasettev1alpha1.DatasetteToken) { tok.Spec.Suspend = true },
-			now: f.t0.Add(2 * time.Hour), reason: ReasonSuspended, sev: stalled},
+			now: f.t0.Add(2 * time.Hour), reason: datasettev1alpha1.ReasonSuspended, sev: stalled},
 		{name: "suspended with no Secret", token: "-", mutate: func(tok *datasettev1alpha1.DatasetteToken) { tok.Spec.Suspend = true },
-			reason: ReasonSuspended, sev: stalled},
-		{name: "ended", token: current, gather: func(in *gathered) { in.want.notAfter = f.t0 }, reason: ReasonEnded, sev: stalled},
+			reason: datasettev1alpha1.ReasonSuspended, sev: stalled},
+		{name: "ended", token: current, gather: func(in *gathered) { in.want.notAfter = f.t0 }, reason: datasettev1alpha1.ReasonEnded, sev: stalled},
 		{name: "renew requested in the second of the last mint waits for the next", token: current, mutate: func(tok *datasettev1alpha1.DatasetteToken) {
-			tok.Annotations = map[string]string{annotationRenewRequestedAt: "now"}
-		}, now: f.t0.Add(500 * time.Millisecond), reason: ReasonIssued},
-		{name: "foreign Secret", token: current, gather: func(in *gathered) { in.secret.OwnerReferences = nil }, reason: ReasonSecretConflict, sev: stalled},
-		{name: "invalid spec", token: "-", gather: func(in *gathered) { in.specErr = errTest }, reason: ReasonInvalidSpec, sev: stalled},
+			tok.Annotations = map[string]string{datasettev1alpha1.AnnotationRenewRequestedAt: "now"}
+		}, now: f.t0.Add(500 * time.Millisecond), reason: datasettev1alpha1.ReasonIssued},
+		{name: "foreign Secret", token: current, gather: func(in *gathered) { in.secret.OwnerReferences = nil }, reason: datasettev1alpha1.ReasonSecretConflict, sev: stalled},
+		{name: "invalid spec", token: "-", gather: func(in *gathered) { in.specErr = errTest }, reason: datasettev1alpha1.ReasonInvalidSpec, sev: stalled},
 		{name: "signing Secret not found", token: "-", gather: func(in *gathered) { in.signing.key = keyLookup{} },
-			reason: ReasonSigningSecretNotFound, sev: waiting},
+			reason: datasettev1alpha1.ReasonSigningSecretNotFound, sev: waiting},
 		{name: "signing key missing", token: "-", gather: func(in *gathered) { in.signing.key.minter = nil },
-			reason: ReasonSigningKeyMissing, sev: stalled},
+			reason: datasettev1alpha1.ReasonSigningKeyMissing, sev: stalled},
 		{name: "signing key too long to keep", token: "-", gather: func(in *gathered) { in.signing.key = keyLookup{secretFound: true, oversized: true} },
-			reason: ReasonSigningKeyMissing, sev: stalled},
+			reason: datasettev1alpha1.ReasonSigningKeyMissing, sev: stalled},
 		{name: "notAfter set after the mint shortens the token", token: current, gather: func(in *gathered) { in.want.notAfter = f.t0.Add(10 * time.Minute) },
-			now: f.t0.Add(time.Minute), mint: mintIssue, reason: ReasonIssued},
+			now: f.t0.Add(time.Minute), mint: mintIssue, reason: datasettev1alpha1.ReasonIssued},
 		{name: "notAfter far beyond the token keeps it", token: current, gather: func(in *gathered) { in.want.notAfter = f.t0.Add(48 * time.Hour) },
-			now: f.t0.Add(time.Minute), reason: ReasonIssued},
+			now: f.t0.Add(time.Minute), reason: datasettev1alpha1.ReasonIssued},
 		{name: "signing Secret the operator may not read", token: "-", gather: func(in *gathered) { in.signing.key = keyLookup{unreadable: true} },
-			reason: ReasonSigningKeyMissing, sev: stalled},
+			reason: datasettev1alpha1.ReasonSigningKeyMissing, sev: stalled},
 		{name: "signer not found", token: "-", gather: func(in *gathered) { in.signing.viaSigner = true },
-			reason: ReasonSignerNotFound, sev: waiting},
+			reason: datasettev1alpha1.ReasonSignerNotFound, sev: waiting},
 		{name: "namespace not selected", token: "-", gather: func(in *gathered) { in.signing.viaSigner, in.signing.signerFound = true, true },
-			reason: ReasonNamespaceNotAllowed, sev: stalled},
+			reason: datasettev1alpha1.ReasonNamespaceNotAllowed, sev: stalled},
 		{name: "signer's Secret not found", token: "-", gather: func(in *gathered) {
 			in.signing = signingFacts{viaSigner: true, signerFound: true, namespaceAllowed: true}
-		}, reason: ReasonSignerNotReady, sev: waiting},
+		}, reason: datasettev1alpha1.ReasonSignerNotReady, sev: waiting},
 		{name: "policy violation writes nothing", token: current, gather: func(in *gathered) {
 			in.signing.viaSigner, in.signing.signerFound, in.signing.namespaceAllowed = true, true, true
 			in.signing.settings.Policy = &datasettev1alpha1.SigningPolicy{Actors: &datasettev1alpha1.ActorPolicy{Denied: []datasettev1alpha1.ActorPattern{"bot"}}}
-		}, reason: ReasonPolicyViolation, sev: stalled},
+		}, reason: datasettev1alpha1.ReasonPolicyViolation, sev: stalled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -334,7 +334,7 @@ func TestDecideTooLargeIsInvalidSpec(t *testing.T) {
 			Database: strings.Repeat("d", 1000) + string(rune('a'+i%26)) + strings.Repeat("x", i), Actions: []string{"view-database"}})
 	}
 	p := decide(in, f.t0)
-	if p.readiness.reason != ReasonInvalidSpec || p.readiness.severity != stalled || p.token != "" || p.mint != noMint {
+	if p.readiness.reason != datasettev1alpha1.ReasonInvalidSpec || p.readiness.severity != stalled || p.token != "" || p.mint != noMint {
 		t.Fatalf("decide = %+v", p.readiness)
 	}
 	if !strings.Contains(p.readiness.message, "too large") {
@@ -530,7 +530,7 @@ func TestRenewRequestRecordBounded(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tok := f.tok.DeepCopy()
-			tok.Annotations = map[string]string{annotationRenewRequestedAt: tt.value}
+			tok.Annotations = map[string]string{datasettev1alpha1.AnnotationRenewRequestedAt: tt.value}
 			tok.Status.IssuedAt, tok.Status.LastRenewRequest = &metav1.Time{Time: f.t0}, tt.recorded
 			in := f.gathered(current, f.minter)
 			in.token = tok

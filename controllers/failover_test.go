@@ -201,7 +201,7 @@ func TestLeaderFailoverMidRotation(t *testing.T) {
 		g.Expect(k8sClient.List(ctx, &toks, client.InNamespace(ns))).To(Succeed())
 		ready := 0
 		for _, tok := range toks.Items {
-			if c := meta.FindStatusCondition(tok.Status.Conditions, ConditionReady); c != nil && c.Reason == ReasonIssued {
+			if c := meta.FindStatusCondition(tok.Status.Conditions, datasettev1alpha1.ConditionReady); c != nil && c.Reason == datasettev1alpha1.ReasonIssued {
 				ready++
 			}
 		}
@@ -242,7 +242,7 @@ func TestLeaderFailoverMidRotation(t *testing.T) {
 		t.Errorf("%d tokens minted under the new key for %d Secrets: %d minted twice", tokens, secrets, tokens-secrets)
 	}
 	for _, key := range keys {
-		tok := waitReason(t, key, ReasonIssued)
+		tok := waitReason(t, key, datasettev1alpha1.ReasonIssued)
 		token := string(outputSecret(t, ns, key.Name).Data[tokenKey])
 		v := verify(t, token, "new-key")
 		if tok.Status.IssuedAt == nil || tok.Status.IssuedAt.Unix() != v.IssuedAt {

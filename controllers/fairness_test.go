@@ -23,7 +23,7 @@ func timeToIssued(t *testing.T, ns, name string) time.Duration {
 	tok := newToken(ns, name, "bot")
 	start := time.Now()
 	create(t, tok)
-	waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(tok), datasettev1alpha1.ReasonIssued)
 	return time.Since(start)
 }
 
@@ -60,14 +60,14 @@ func TestTenantStormIsBounded(t *testing.T) {
 	workloads(t, stormy, "app")
 	create(t, manual)
 	key := client.ObjectKeyFromObject(manual)
-	nextSecond(waitReason(t, key, ReasonIssued).Status.IssuedAt.Time)
+	nextSecond(waitReason(t, key, datasettev1alpha1.ReasonIssued).Status.IssuedAt.Time)
 	before = m.writes.Load()
 	start, stop := time.Now(), time.Now().Add(window)
 	go func() {
 		for i := 0; time.Now().Before(stop); i++ {
 			var tok datasettev1alpha1.DatasetteToken
 			if k8sClient.Get(ctx, key, &tok) == nil {
-				tok.Annotations = map[string]string{annotationRenewRequestedAt: fmt.Sprint(i)}
+				tok.Annotations = map[string]string{datasettev1alpha1.AnnotationRenewRequestedAt: fmt.Sprint(i)}
 				_ = k8sClient.Update(ctx, &tok)
 			}
 			time.Sleep(100 * time.Millisecond)

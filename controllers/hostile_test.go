@@ -164,7 +164,7 @@ func TestHostileTenantBombToken(t *testing.T) {
 	tok := newToken(ns, "bombed", "bot")
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	minted := string(outputSecret(t, ns, "bombed").Data[tokenKey])
 	want := dstoken.Claims{Actor: "bot"}
 	minter := dstoken.NewMinter([]byte("bomb-key"))
@@ -220,7 +220,7 @@ func TestHostileTenantBombToken(t *testing.T) {
 				t.Errorf("the repaired token is not canonical: %+v", cmp)
 			}
 			verify(t, stored, "bomb-key")
-			if tok := waitReason(t, key, ReasonIssued); conditionStatus(tok, ConditionStalled) == metav1.ConditionTrue {
+			if tok := waitReason(t, key, datasettev1alpha1.ReasonIssued); conditionStatus(tok, datasettev1alpha1.ConditionStalled) == metav1.ConditionTrue {
 				t.Errorf("Stalled after a repair: %+v", tok.Status.Conditions)
 			}
 		})
@@ -235,7 +235,7 @@ func TestHostileTenantForeignLabelledSecrets(t *testing.T) {
 	signingSecret(t, ns, "datasette", "k")
 	first := newToken(ns, "first", "bot")
 	create(t, first)
-	waitReason(t, client.ObjectKeyFromObject(first), ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(first), datasettev1alpha1.ReasonIssued)
 	cached := m.reconciler.Client
 	countCached := func(g Gomega) int {
 		var list corev1.SecretList
@@ -275,7 +275,7 @@ func TestHostileTenantForeignLabelledSecrets(t *testing.T) {
 	// The manager still reconciles.
 	second := newToken(ns, "second", "bot")
 	create(t, second)
-	waitReason(t, client.ObjectKeyFromObject(second), ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(second), datasettev1alpha1.ReasonIssued)
 
 	var s corev1.Secret
 	if err := cached.Get(ctx, types.NamespacedName{Namespace: ns, Name: "foreign-000"}, &s); err != nil {
@@ -381,7 +381,7 @@ func TestHostileTenantMaximalSpec(t *testing.T) {
 	admitted := time.Since(start)
 	var ready time.Duration
 	NewWithT(t).Eventually(func(g Gomega) {
-		g.Expect(readyCondition(g, client.ObjectKeyFromObject(maximal)).Reason).To(Equal(ReasonIssued))
+		g.Expect(readyCondition(g, client.ObjectKeyFromObject(maximal)).Reason).To(Equal(datasettev1alpha1.ReasonIssued))
 		ready = time.Since(start)
 	}, eventually, 5*time.Millisecond).Should(Succeed())
 	token := string(outputSecret(t, ns, "maximal").Data[tokenKey])
@@ -419,15 +419,15 @@ func TestHostileTenantMaximalSpec(t *testing.T) {
 	oversized.Spec.Restrictions = &datasettev1alpha1.Restrictions{Databases: databases(1, longName)[:120]}
 	create(t, oversized)
 	key := client.ObjectKeyFromObject(oversized)
-	got := waitReason(t, key, ReasonInvalidSpec)
-	if conditionStatus(got, ConditionStalled) != metav1.ConditionTrue || conditionStatus(got, ConditionReconciling) == metav1.ConditionTrue {
+	got := waitReason(t, key, datasettev1alpha1.ReasonInvalidSpec)
+	if conditionStatus(got, datasettev1alpha1.ConditionStalled) != metav1.ConditionTrue || conditionStatus(got, datasettev1alpha1.ConditionReconciling) == metav1.ConditionTrue {
 		t.Errorf("an oversized spec is not Stalled (only): %+v", got.Status.Conditions)
 	}
-	c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
+	c := meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReady)
 	if !strings.Contains(c.Message, "too large") {
 		t.Errorf("the message does not say the token is too large: %q", c.Message)
 	}
-	waitWarning(t, ns, "oversized", ReasonInvalidSpec)
+	waitWarning(t, ns, "oversized", datasettev1alpha1.ReasonInvalidSpec)
 	time.Sleep(time.Second) // any retry would come now
 	if w := log.since(mark, secretWrites); len(w) != 0 {
 		t.Errorf("Secret writes for an oversized spec: %+v", w)
@@ -503,18 +503,18 @@ func TestHostileTenantBadSecretTemplate(t *testing.T) {
 	var reason string
 	NewWithT(t).Eventually(func(g Gomega) {
 		reason = readyCondition(g, key).Reason
-		g.Expect(reason).To(BeElementOf(ReasonSecretRejected, ReasonInvalidSpec))
+		g.Expect(reason).To(BeElementOf(datasettev1alpha1.ReasonSecretRejected, datasettev1alpha1.ReasonInvalidSpec))
 	}, eventually, poll).Should(Succeed())
 	got := waitReason(t, key, reason)
-	c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
+	c := meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReady)
 	t.Logf("template annotations of %d bytes (limit %d) plus the operator's: Ready=False %s: %q", limit-1, limit, reason, c.Message)
-	if reason != ReasonSecretRejected {
-		t.Errorf("reason %s, want %s (the template alone is within the limit; only the API server can see the Secret's total)", reason, ReasonSecretRejected)
+	if reason != datasettev1alpha1.ReasonSecretRejected {
+		t.Errorf("reason %s, want %s (the template alone is within the limit; only the API server can see the Secret's total)", reason, datasettev1alpha1.ReasonSecretRejected)
 	}
 	if !strings.Contains(c.Message, "256") && !strings.Contains(strings.ToLower(c.Message), "too long") {
 		t.Errorf("the message does not carry the API server's reason: %q", c.Message)
 	}
-	if conditionStatus(got, ConditionStalled) != metav1.ConditionTrue || conditionStatus(got, ConditionReconciling) == metav1.ConditionTrue {
+	if conditionStatus(got, datasettev1alpha1.ConditionStalled) != metav1.ConditionTrue || conditionStatus(got, datasettev1alpha1.ConditionReconciling) == metav1.ConditionTrue {
 		t.Errorf("a rejected Secret is not Stalled (only): %+v", got.Status.Conditions)
 	}
 	waitWarning(t, ns, "overfull", reason)
@@ -552,7 +552,7 @@ func TestKeyCacheReadsEachSecretOnce(t *testing.T) {
 	}
 	issued := map[types.NamespacedName]time.Time{}
 	for _, k := range keys {
-		issued[k] = waitReason(t, k, ReasonIssued).Status.IssuedAt.Time
+		issued[k] = waitReason(t, k, datasettev1alpha1.ReasonIssued).Status.IssuedAt.Time
 	}
 	first := signingGets("datasette", 0)
 	t.Logf("%d tokens issued: %d GETs of their signing Secret", n, first)
@@ -593,9 +593,9 @@ func TestKeyCacheReadsEachSecretOnce(t *testing.T) {
 	late.Spec.SigningSecretRef.Name = "later"
 	create(t, late)
 	lateKey := client.ObjectKeyFromObject(late)
-	waitReason(t, lateKey, ReasonSigningSecretNotFound)
+	waitReason(t, lateKey, datasettev1alpha1.ReasonSigningSecretNotFound)
 	signingSecret(t, ns, "later", "late-key")
-	waitReason(t, lateKey, ReasonIssued)
+	waitReason(t, lateKey, datasettev1alpha1.ReasonIssued)
 	verify(t, string(outputSecret(t, ns, "late").Data[tokenKey]), "late-key")
 	if size := m.reconciler.keys.size(); size != 2 {
 		t.Errorf("the key cache holds %d Secrets, want 2", size)
@@ -620,12 +620,12 @@ func TestStaleSecretCleanupWithoutList(t *testing.T) {
 	tok.Spec.SecretName = "name-00"
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	// Some unrelated Secrets in the namespace, owned and not.
 	for i := range 5 {
 		other := newToken(ns, fmt.Sprintf("other-%d", i), "bot")
 		create(t, other)
-		waitReason(t, client.ObjectKeyFromObject(other), ReasonIssued)
+		waitReason(t, client.ObjectKeyFromObject(other), datasettev1alpha1.ReasonIssued)
 		signingSecret(t, ns, fmt.Sprintf("unrelated-%d", i), "x")
 	}
 
@@ -696,7 +696,7 @@ func TestOwnSecretWriteCausesNoAPICall(t *testing.T) {
 		keys = append(keys, client.ObjectKeyFromObject(tok))
 	}
 	for _, k := range keys {
-		waitReason(t, k, ReasonIssued)
+		waitReason(t, k, datasettev1alpha1.ReasonIssued)
 	}
 	waitQuiet(t, log)
 	burst := log.since(mark, func(r apiRequest) bool { return r.verb != "watch" })

@@ -13,17 +13,6 @@ import (
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
-// Reasons of a DatasetteToken's Ready condition about its signer's live instance.
-const (
-	// ReasonInstanceRejectsKey: the signer's instance rejects the signer's key, and never
-	// accepted it; nothing is minted until the key or the instance is fixed.
-	ReasonInstanceRejectsKey = "InstanceRejectsKey"
-	// ReasonRotationPending: the signer's key changed and its instance does not accept the new
-	// one yet: the Secret keeps the token signed with the previous key, which the instance
-	// still accepts.
-	ReasonRotationPending = "RotationPending"
-)
-
 // rotationRecheck is how soon a token held by a pending rotation looks again, besides the
 // signer's status change that normally wakes it.
 const rotationRecheck = 30 * time.Second
@@ -73,7 +62,7 @@ func instanceFailure(in *gathered) (r readiness, ok bool) {
 	if s.instance == nil || s.instance.KeyState != datasettev1alpha1.KeyStateRejected || s.instance.KeyResourceVersion != s.key.since {
 		return readiness{}, true
 	}
-	return notReady(waiting, ReasonInstanceRejectsKey, fmt.Sprintf(
+	return notReady(waiting, datasettev1alpha1.ReasonInstanceRejectsKey, fmt.Sprintf(
 		"%s: its instance does not accept tokens signed with its key (see the signer's InstanceVerified condition); "+
 			"nothing is minted until the signer's Secret and the instance's DATASETTE_SECRET agree",
 		s.source)), false
@@ -101,7 +90,7 @@ func holdForRotation(in *gathered, p *plan, kept dstoken.Comparison, now time.Ti
 	}
 	p.mint, p.restart, p.claims, p.dates = noMint, false, claims, dates
 	p.token = string(in.secret.Data[tokenKey])
-	p.readiness = ready(ReasonRotationPending, fmt.Sprintf(
+	p.readiness = ready(datasettev1alpha1.ReasonRotationPending, fmt.Sprintf(
 		"%s has a new key that its instance does not accept yet: Secret %q keeps the token signed with the previous key until it does",
 		s.source, in.want.secretName))
 	p.requeueAfter = rotationRecheck

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
@@ -102,7 +103,7 @@ func TestHeldKeyAfterNoKeyWaits(t *testing.T) {
 	in.floor = time.Minute
 	in.signing.key.heldUntil = f.t0.Add(time.Minute)
 	p := decide(in, f.t0.Add(time.Second))
-	if p.mint != noMint || p.readiness.reason != ReasonSigningKeyMissing || p.readiness.severity != waiting ||
+	if p.mint != noMint || p.readiness.reason != datasettev1alpha1.ReasonSigningKeyMissing || p.readiness.severity != waiting ||
 		!strings.Contains(p.readiness.message, "takes effect at") || p.requeueAfter != 59*time.Second {
 		t.Errorf("plan %+v; want SigningKeyMissing, waiting for the held value in 59s", p)
 	}

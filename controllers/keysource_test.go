@@ -45,7 +45,7 @@ func TestSignerKeyNameFlipPaced(t *testing.T) {
 				keys[i] = client.ObjectKeyFromObject(tok)
 			}
 			for _, key := range keys {
-				waitReason(t, key, ReasonIssued)
+				waitReason(t, key, datasettev1alpha1.ReasonIssued)
 			}
 			mark := m.requests.mark()
 			start := time.Now()
@@ -77,7 +77,7 @@ func TestSignerKeyNameFlipPaced(t *testing.T) {
 					_, err := dstoken.NewVerifier([]byte("ka")).Verify(string(s.Data[tokenKey]), dstoken.VerifyOptions{Now: time.Now()})
 					g.Expect(err).NotTo(HaveOccurred())
 				}, 2*floor+eventually, poll).Should(Succeed())
-				waitReason(t, key, ReasonIssued)
+				waitReason(t, key, datasettev1alpha1.ReasonIssued)
 			}
 		})
 	}

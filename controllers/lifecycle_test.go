@@ -95,7 +95,7 @@ func requestRenewal(t *testing.T, key types.NamespacedName, value string) {
 	if tok.Annotations == nil {
 		tok.Annotations = map[string]string{}
 	}
-	tok.Annotations[annotationRenewRequestedAt] = value
+	tok.Annotations[datasettev1alpha1.AnnotationRenewRequestedAt] = value
 	NewWithT(t).Expect(k8sClient.Update(ctx, &tok)).To(Succeed())
 }
 
@@ -129,20 +129,20 @@ func TestRolloutRestartTargets(t *testing.T) {
 	}
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	issued := waitReason(t, key, ReasonIssued)
+	issued := waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	g := NewWithT(t)
 
 	// The first issue restarts nothing: the workloads start with that token.
 	time.Sleep(500 * time.Millisecond)
 	g.Expect(restartedAt(t, objs)).To(Equal(allRestartedAt("")), "the first issue restarted workloads")
-	g.Expect(meta.FindStatusCondition(issued.Status.Conditions, ConditionRestartTargetsReady)).To(BeNil())
+	g.Expect(meta.FindStatusCondition(issued.Status.Conditions, datasettev1alpha1.ConditionRestartTargetsReady)).To(BeNil())
 
 	// A rotation of the signing key restarts every target, at the new token's issue time.
 	nextSecond(issued.Status.IssuedAt.Time)
 	signing.StringData = map[string]string{defaultSigningKey: "new-key"}
 	g.Expect(k8sClient.Update(ctx, signing)).To(Succeed())
 	waitReissued(t, key, issued.Status.IssuedAt.Time)
-	rotated := waitReason(t, key, ReasonIssued)
+	rotated := waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	g.Eventually(func() map[string]string { return restartedAt(t, objs) }, eventually, poll).
 		Should(Equal(allRestartedAt(rfc3339(rotated.Status.IssuedAt))))
 	verify(t, tokenOf(t, key), "new-key")
@@ -150,10 +150,10 @@ func TestRolloutRestartTargets(t *testing.T) {
 	for _, want := range []string{"Deployment/web", "StatefulSet/web", "DaemonSet/web"} {
 		g.Expect(e.Note).To(ContainSubstring(want))
 	}
-	c := meta.FindStatusCondition(rotated.Status.Conditions, ConditionRestartTargetsReady)
+	c := meta.FindStatusCondition(rotated.Status.Conditions, datasettev1alpha1.ConditionRestartTargetsReady)
 	g.Expect(c).NotTo(BeNil())
 	g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-	g.Expect(c.Reason).To(Equal(ReasonRestarted))
+	g.Expect(c.Reason).To(Equal(datasettev1alpha1.ReasonRestarted))
 
 	// Renew now: a new token once, the targets restarted again, the request recorded.
 	manual := testutil.ToFloat64(tokenMints.WithLabelValues(string(mintManual)))
@@ -177,12 +177,12 @@ func TestRolloutRestartTargets(t *testing.T) {
 	nextSecond(renewed.Status.IssuedAt.Time)
 	settledToken, settledAt := tokenOf(t, key), restartedAt(t, objs)
 	cur := getToken(t, key)
-	cur.Annotations[annotationRenewRequestedAt] = "2024-01-01T00:00:00Z"
+	cur.Annotations[datasettev1alpha1.AnnotationRenewRequestedAt] = "2024-01-01T00:00:00Z"
 	cur.Spec.SecretTemplate = &datasettev1alpha1.SecretTemplate{Labels: map[string]datasettev1alpha1.LabelValue{"touched": "yes"}}
 	g.Expect(k8sClient.Update(ctx, cur)).To(Succeed())
 	g.Eventually(func() map[string]string { return outputSecret(t, ns, "web-token").Labels }, eventually, poll).
 		Should(HaveKeyWithValue("touched", "yes"))
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	time.Sleep(time.Second)
 	g.Expect(tokenOf(t, key)).To(Equal(settledToken), "the same renew request minted again")
 	g.Expect(restartedAt(t, objs)).To(Equal(settledAt), "the same renew request restarted the targets")
@@ -193,21 +193,21 @@ func TestRolloutRestartTargets(t *testing.T) {
 	lonely.Spec.RolloutRestartTargets = []datasettev1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: "web"}, {Kind: "Deployment", Name: "missing"}}
 	create(t, lonely)
 	lonelyKey := client.ObjectKeyFromObject(lonely)
-	lonelyIssued := waitReason(t, lonelyKey, ReasonIssued)
+	lonelyIssued := waitReason(t, lonelyKey, datasettev1alpha1.ReasonIssued)
 	nextSecond(lonelyIssued.Status.IssuedAt.Time)
 	requestRenewal(t, lonelyKey, "now")
 	var got *datasettev1alpha1.DatasetteToken
 	g.Eventually(func(g Gomega) {
 		got = getToken(t, lonelyKey)
-		c := meta.FindStatusCondition(got.Status.Conditions, ConditionRestartTargetsReady)
+		c := meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionRestartTargetsReady)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		g.Expect(c.Reason).To(Equal(ReasonTargetNotFound))
+		g.Expect(c.Reason).To(Equal(datasettev1alpha1.ReasonTargetNotFound))
 		g.Expect(c.Message).To(ContainSubstring("Deployment/missing"))
 	}, eventually, poll).Should(Succeed())
-	g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, ConditionReady)).To(BeTrue(), "a missing target failed the token: %+v", got.Status.Conditions)
+	g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionReady)).To(BeTrue(), "a missing target failed the token: %+v", got.Status.Conditions)
 	g.Expect(got.Status.LastRenewRequest).To(Equal("now"))
-	w := waitEvent(t, ns, "lonely", ReasonTargetNotFound)
+	w := waitEvent(t, ns, "lonely", datasettev1alpha1.ReasonTargetNotFound)
 	g.Expect(w.Type).To(Equal(corev1.EventTypeWarning))
 	// The existing target was still restarted.
 	g.Eventually(func() string { return restartedAt(t, objs)["Deployment"] }, eventually, poll).
@@ -233,16 +233,16 @@ func TestSuspend(t *testing.T) {
 	tok.Spec.RenewBefore = &metav1.Duration{Duration: time.Second}
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	g := NewWithT(t)
 
 	cur := getToken(t, key)
 	cur.Spec.Suspend = true
 	g.Expect(k8sClient.Update(ctx, cur)).To(Succeed())
-	suspended := waitReason(t, key, ReasonSuspended)
+	suspended := waitReason(t, key, datasettev1alpha1.ReasonSuspended)
 	kept := tokenOf(t, key)
 	v := verify(t, kept, "k") // still valid: Ready True while it is
-	if c := meta.FindStatusCondition(suspended.Status.Conditions, ConditionReady); c.Status != metav1.ConditionTrue || suspended.Status.RenewalTime != nil {
+	if c := meta.FindStatusCondition(suspended.Status.Conditions, datasettev1alpha1.ConditionReady); c.Status != metav1.ConditionTrue || suspended.Status.RenewalTime != nil {
 		t.Errorf("a suspended token with a valid Secret: Ready %s, renewalTime %v; want True and none", c.Status, suspended.Status.RenewalTime)
 	}
 
@@ -252,9 +252,9 @@ func TestSuspend(t *testing.T) {
 	var got *datasettev1alpha1.DatasetteToken
 	g.Eventually(func(g Gomega) {
 		got = getToken(t, key)
-		c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
+		c := meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReady)
 		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		g.Expect(c.Reason).To(Equal(ReasonSuspended))
+		g.Expect(c.Reason).To(Equal(datasettev1alpha1.ReasonSuspended))
 	}, eventually, poll).Should(Succeed())
 	if time.Now().Before(expiry) {
 		t.Errorf("Ready=False before the kept token expired (%s)", expiry)
@@ -262,7 +262,7 @@ func TestSuspend(t *testing.T) {
 	time.Sleep(time.Second)
 	got = getToken(t, key)
 	g.Expect(tokenOf(t, key)).To(Equal(kept), "a suspended token was re-minted")
-	g.Expect(meta.FindStatusCondition(got.Status.Conditions, ConditionReconciling)).To(BeNil())
+	g.Expect(meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReconciling)).To(BeNil())
 	g.Expect(got.Status.RenewalTime).To(BeNil())
 	// Issue 10: "kstatus never reads a suspended token as InProgress forever". kstatus reads
 	// Ready=False without Stalled as InProgress, so the operator sets Stalled: Failed, final.
@@ -274,7 +274,7 @@ func TestSuspend(t *testing.T) {
 	start := time.Now()
 	got.Spec.Suspend = false
 	g.Expect(k8sClient.Update(ctx, got)).To(Succeed())
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	t.Logf("re-minted %s after resuming", time.Since(start).Round(time.Millisecond))
 	g.Expect(tokenOf(t, key)).NotTo(Equal(kept))
 	verify(t, tokenOf(t, key), "k")
@@ -291,7 +291,7 @@ func TestNotAfter(t *testing.T) {
 	tok.Spec.NotAfter = &metav1.Time{Time: notAfter}
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	issued := waitReason(t, key, ReasonIssued)
+	issued := waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	end := issued.Spec.NotAfter.Unix() // as the API stores it: whole seconds
 
 	token := tokenOf(t, key)
@@ -307,16 +307,16 @@ func TestNotAfter(t *testing.T) {
 		t.Errorf("status expiresAt %s renewalTime %v; want notAfter and no renewal (the last token)", issued.Status.ExpiresAt, issued.Status.RenewalTime)
 	}
 
-	got := waitReason(t, key, ReasonEnded)
+	got := waitReason(t, key, datasettev1alpha1.ReasonEnded)
 	if now := time.Now().Unix(); now < end {
 		t.Errorf("Ended at %d, before notAfter %d", now, end)
 	}
-	if c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady); c.Status != metav1.ConditionFalse {
+	if c := meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReady); c.Status != metav1.ConditionFalse {
 		t.Errorf("Ready %s after notAfter", c.Status)
 	}
 	// Ended is Stalled, never Reconciling: kstatus reads Ready=False alone as InProgress forever,
 	// and a GitOps sync must not wait on a token that has ended; a person deletes or extends it.
-	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) || meta.FindStatusCondition(got.Status.Conditions, ConditionReconciling) != nil {
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionStalled) || meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReconciling) != nil {
 		t.Errorf("Ended must be Stalled and not Reconciling: %+v", got.Status.Conditions)
 	}
 	if s := kstatusOf(t, got); s != status.FailedStatus {
@@ -348,7 +348,7 @@ func TestDeletionPolicy(t *testing.T) {
 	kept.Spec.DeletionPolicy = datasettev1alpha1.DeletionPolicyRetain
 	create(t, kept)
 	keptKey := client.ObjectKeyFromObject(kept)
-	waitReason(t, keptKey, ReasonIssued)
+	waitReason(t, keptKey, datasettev1alpha1.ReasonIssued)
 	g.Eventually(finalizers(keptKey), eventually, poll).Should(ContainElement(finalizerRetain))
 	token := tokenOf(t, keptKey)
 	g.Expect(k8sClient.Delete(ctx, getToken(t, keptKey))).To(Succeed())
@@ -363,7 +363,7 @@ func TestDeletionPolicy(t *testing.T) {
 	dropped := newToken(ns, "dropped", "bot")
 	create(t, dropped)
 	droppedKey := client.ObjectKeyFromObject(dropped)
-	owner := waitReason(t, droppedKey, ReasonIssued)
+	owner := waitReason(t, droppedKey, datasettev1alpha1.ReasonIssued)
 	g.Expect(owner.Finalizers).To(BeEmpty())
 	g.Expect(k8sClient.Delete(ctx, owner)).To(Succeed())
 	g.Eventually(gone(droppedKey), eventually, poll).Should(BeTrue())
@@ -374,7 +374,7 @@ func TestDeletionPolicy(t *testing.T) {
 	live.Spec.DeletionPolicy = datasettev1alpha1.DeletionPolicyRetain
 	create(t, live)
 	liveKey := client.ObjectKeyFromObject(live)
-	waitReason(t, liveKey, ReasonIssued)
+	waitReason(t, liveKey, datasettev1alpha1.ReasonIssued)
 	g.Eventually(finalizers(liveKey), eventually, poll).Should(ContainElement(finalizerRetain))
 	// The operator writes the token too (its finalizer, its status): an edit retries on conflict,
 	// as kubectl's does.
@@ -389,7 +389,7 @@ func TestDeletionPolicy(t *testing.T) {
 	g.Eventually(finalizers(liveKey), eventually, poll).ShouldNot(ContainElement(finalizerRetain))
 	setDeletionPolicy(datasettev1alpha1.DeletionPolicyRetain)
 	g.Eventually(finalizers(liveKey), eventually, poll).Should(ContainElement(finalizerRetain))
-	waitReason(t, liveKey, ReasonIssued)
+	waitReason(t, liveKey, datasettev1alpha1.ReasonIssued)
 	cur := getToken(t, liveKey)
 	g.Expect(controllerutil.ContainsFinalizer(cur, finalizerRetain)).To(BeTrue())
 	g.Expect(k8sClient.Delete(ctx, cur)).To(Succeed())

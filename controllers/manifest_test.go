@@ -36,7 +36,7 @@ func TestManifestMintsWhatCreateTokenMints(t *testing.T) {
 		t.Fatalf("the manifest does not decode strictly into a DatasetteToken: %v\n%s", err, manifest)
 	}
 	create(t, &tok)
-	waitReason(t, client.ObjectKeyFromObject(&tok), ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(&tok), datasettev1alpha1.ReasonIssued)
 	minted := string(outputSecret(t, ns, "from-cli").Data[tokenKey])
 
 	decoded, err := dstoken.Decode(minted)

@@ -25,14 +25,14 @@ func TestRenewNowStormWrites(t *testing.T) {
 	workloads(t, ns, "app")
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	nextSecond(waitReason(t, key, ReasonIssued).Status.IssuedAt.Time)
+	nextSecond(waitReason(t, key, datasettev1alpha1.ReasonIssued).Status.IssuedAt.Time)
 	waitQuiet(t, m.requests)
 	mark, before := m.requests.mark(), m.writes.Load()
 	const window = 10 * time.Second
 	for i, stop := 0, time.Now().Add(window); time.Now().Before(stop); i++ {
 		var cur datasettev1alpha1.DatasetteToken
 		if k8sClient.Get(ctx, key, &cur) == nil {
-			cur.Annotations = map[string]string{annotationRenewRequestedAt: fmt.Sprint(i)}
+			cur.Annotations = map[string]string{datasettev1alpha1.AnnotationRenewRequestedAt: fmt.Sprint(i)}
 			_ = k8sClient.Update(ctx, &cur)
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -51,11 +51,11 @@ func init() {
 // recordTokenMetrics publishes a DatasetteToken's readiness and expiry.
 func recordTokenMetrics(tok *datasettev1alpha1.DatasetteToken) {
 	ready := 0.0
-	if meta.IsStatusConditionTrue(tok.Status.Conditions, ConditionReady) {
+	if meta.IsStatusConditionTrue(tok.Status.Conditions, datasettev1alpha1.ConditionReady) {
 		ready = 1
 	}
 	tokenReady.WithLabelValues(tok.Namespace, tok.Name).Set(ready)
-	if c := meta.FindStatusCondition(tok.Status.Conditions, ConditionReady); c != nil {
+	if c := meta.FindStatusCondition(tok.Status.Conditions, datasettev1alpha1.ConditionReady); c != nil {
 		key := types.NamespacedName{Namespace: tok.Namespace, Name: tok.Name}
 		if before, ok := readyReasons.Swap(key, c.Reason); ok && before != c.Reason {
 			tokenReadyReason.DeleteLabelValues(tok.Namespace, tok.Name, before.(string))
@@ -184,11 +184,11 @@ func setTokenSigner(token types.NamespacedName, key signerKey) {
 func recordSignerMetrics(kind string, name types.NamespacedName, conditions []metav1.Condition) {
 	key := signerKey{kind: kind, namespace: name.Namespace, name: name.Name}
 	ready := 0.0
-	if meta.IsStatusConditionTrue(conditions, ConditionReady) {
+	if meta.IsStatusConditionTrue(conditions, datasettev1alpha1.ConditionReady) {
 		ready = 1
 	}
 	signerReady.WithLabelValues(kind, name.Namespace, name.Name).Set(ready)
-	if c := meta.FindStatusCondition(conditions, ConditionReady); c != nil {
+	if c := meta.FindStatusCondition(conditions, datasettev1alpha1.ConditionReady); c != nil {
 		if before, ok := signerReasons.Swap(key, c.Reason); ok && before != c.Reason {
 			signerReadyReason.DeleteLabelValues(kind, name.Namespace, name.Name, before.(string))
 		}

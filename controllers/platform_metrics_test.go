@@ -72,8 +72,8 @@ func TestTokensPerSigner(t *testing.T) {
 // TestSignerReadinessMetrics: one reason series per signer, replaced when the reason changes.
 func TestSignerReadinessMetrics(t *testing.T) {
 	name := types.NamespacedName{Namespace: "metrics-ready", Name: "s"}
-	notReady := []metav1.Condition{{Type: ConditionReady, Status: metav1.ConditionFalse, Reason: "SecretNotFound"}}
-	ready := []metav1.Condition{{Type: ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready"}}
+	notReady := []metav1.Condition{{Type: datasettev1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: "SecretNotFound"}}
+	ready := []metav1.Condition{{Type: datasettev1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready"}}
 	recordSignerMetrics("DatasetteSigner", name, notReady)
 	if got := testutil.ToFloat64(signerReady.WithLabelValues("DatasetteSigner", name.Namespace, name.Name)); got != 0 {
 		t.Errorf("ready %v, want 0", got)
@@ -150,20 +150,20 @@ func TestSignerMetricsFromReconciles(t *testing.T) {
 			return seriesWith(t, "datasette_signer_ready_reason", `namespace="`+ns+`",reason="`+r+`"`)
 		}
 	}
-	NewWithT(t).Eventually(reason(ReasonSecretNotFound), eventually, poll).Should(Equal(1))
+	NewWithT(t).Eventually(reason(datasettev1alpha1.ReasonSecretNotFound), eventually, poll).Should(Equal(1))
 	NewWithT(t).Eventually(func() float64 {
 		return testutil.ToFloat64(signerTokens.WithLabelValues(datasettev1alpha1.DatasetteSignerKind, ns, "metrics"))
 	}, eventually, poll).Should(Equal(2.0))
 
 	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "metrics-key"}, Data: map[string][]byte{defaultSigningKey: []byte("k")}})
-	NewWithT(t).Eventually(reason(ReasonSignerReady), eventually, poll).Should(Equal(1))
-	if n := reason(ReasonSecretNotFound)(); n != 0 {
+	NewWithT(t).Eventually(reason(datasettev1alpha1.ReasonSignerReady), eventually, poll).Should(Equal(1))
+	if n := reason(datasettev1alpha1.ReasonSecretNotFound)(); n != 0 {
 		t.Errorf("the old reason series stayed (%d)", n)
 	}
 	if got := testutil.ToFloat64(signerReady.WithLabelValues(datasettev1alpha1.DatasetteSignerKind, ns, "metrics")); got != 1 {
 		t.Errorf("datasette_signer_ready %v, want 1", got)
 	}
-	tok := waitReason(t, types.NamespacedName{Namespace: ns, Name: "one"}, ReasonIssued)
+	tok := waitReason(t, types.NamespacedName{Namespace: ns, Name: "one"}, datasettev1alpha1.ReasonIssued)
 	if tok.Status.RenewalTime == nil {
 		t.Fatal("an issued token has no renewal time")
 	}
@@ -173,6 +173,6 @@ func TestSignerMetricsFromReconciles(t *testing.T) {
 
 	NewWithT(t).Expect(k8sClient.Delete(ctx, signer)).To(Succeed())
 	NewWithT(t).Eventually(func() int {
-		return seriesWith(t, "datasette_signer_ready", `namespace="`+ns+`"`) + reason(ReasonSignerReady)()
+		return seriesWith(t, "datasette_signer_ready", `namespace="`+ns+`"`) + reason(datasettev1alpha1.ReasonSignerReady)()
 	}, eventually, poll).Should(Equal(0))
 }

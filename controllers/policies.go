@@ -38,9 +38,6 @@ const (
 	// annotationTemplateKeys records which labels and annotations came from secretTemplate, so
 	// that keys removed from the template are removed from the Secret and others' keys stay.
 	annotationTemplateKeys = "datasette.io/template-keys"
-	// annotationRenewRequestedAt on a DatasetteToken asks for a new token now; each new value
-	// mints once.
-	annotationRenewRequestedAt = "datasette.io/renew-requested-at"
 	// annotationRestartedAt on a workload's pod template rolls it, as `kubectl rollout restart`.
 	annotationRestartedAt = "datasette.io/restartedAt"
 )
@@ -64,7 +61,7 @@ func renewRequestRecord(value string) string {
 // that its status does not record as served. A record written whole before the digest existed
 // still counts as served.
 func renewRequestPending(tok *datasettev1alpha1.DatasetteToken) bool {
-	req, last := tok.Annotations[annotationRenewRequestedAt], tok.Status.LastRenewRequest
+	req, last := tok.Annotations[datasettev1alpha1.AnnotationRenewRequestedAt], tok.Status.LastRenewRequest
 	return req != "" && req != last && renewRequestRecord(req) != last
 }
 

@@ -16,28 +16,6 @@ import (
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
-// ConditionInstanceVerified reports what the signer's live instance said at the last probe.
-const ConditionInstanceVerified = "InstanceVerified"
-
-// Reasons of a signer's InstanceVerified condition.
-const (
-	// ReasonKeyAccepted: the instance accepts the signer's key and agrees with its spec.
-	ReasonKeyAccepted = "KeyAccepted"
-	// ReasonKeyRejected: the instance does not accept a token signed with the signer's key.
-	ReasonKeyRejected = "KeyRejected"
-	// ReasonUnreachable: the instance did not answer as a Datasette instance does.
-	ReasonUnreachable = "Unreachable"
-	// ReasonSignedTokensDisabled: the instance's allow_signed_tokens setting is off.
-	ReasonSignedTokensDisabled = "SignedTokensDisabled"
-	// ReasonVersionMismatch: spec.datasetteVersion is not the release the instance runs.
-	ReasonVersionMismatch = "VersionMismatch"
-	// ReasonTTLMismatch: spec.maxSignedTokensTTL is longer than the instance's.
-	ReasonTTLMismatch = "TTLMismatch"
-	// ReasonProbeRefused: a DatasetteSigner's probe, while the manager does not run with
-	// --allow-namespaced-probes; no request is made.
-	ReasonProbeRefused = "ProbeRefused"
-)
-
 // Probe timing.
 const (
 	// defaultProbeInterval is spec.probe.interval's default.
@@ -163,22 +141,22 @@ func decideInstance(in instanceInput, now time.Time) instanceDecision {
 // DatasetteSigner, which is told of a failed probe only that it failed.
 func instanceCondition(settings datasettev1alpha1.SignerSettings, inst *datasettev1alpha1.InstanceStatus, res dsprobe.Result,
 	timeout time.Duration, tenant bool) metav1.Condition {
-	c := metav1.Condition{Type: ConditionInstanceVerified, Status: metav1.ConditionFalse}
+	c := metav1.Condition{Type: datasettev1alpha1.ConditionInstanceVerified, Status: metav1.ConditionFalse}
 	if tenant && res.Verdict == dsprobe.KeyAccepted {
 		res.Detail = "" // what else the instance answered, its own Datasette's or not
 	}
 	switch {
 	case res.Verdict == dsprobe.Unreachable && tenant:
-		c.Reason, c.Message = ReasonUnreachable, tenantUnreachable
+		c.Reason, c.Message = datasettev1alpha1.ReasonUnreachable, tenantUnreachable
 	case res.Verdict == dsprobe.Unreachable:
-		c.Reason, c.Message = ReasonUnreachable, "the instance did not answer the probe: "+res.Detail
+		c.Reason, c.Message = datasettev1alpha1.ReasonUnreachable, "the instance did not answer the probe: "+res.Detail
 	case res.Verdict == dsprobe.KeyRejected:
-		c.Reason, c.Message = ReasonKeyRejected, res.Detail+
+		c.Reason, c.Message = datasettev1alpha1.ReasonKeyRejected, res.Detail+
 			"; the signer's Secret and the instance's DATASETTE_SECRET (or --secret) differ: make them the same, or restart the instance with the Secret's key"
 	case res.Verdict == dsprobe.SignedTokensDisabled:
-		c.Reason, c.Message = ReasonSignedTokensDisabled, res.Detail+"; set allow_signed_tokens on, or stop lending this key"
+		c.Reason, c.Message = datasettev1alpha1.ReasonSignedTokensDisabled, res.Detail+"; set allow_signed_tokens on, or stop lending this key"
 	default:
-		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonKeyAccepted,
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, datasettev1alpha1.ReasonKeyAccepted,
 			fmt.Sprintf("the instance (Datasette %s) accepts tokens signed with the signer's key", orUnknown(inst.Version))
 		if res.Detail != "" {
 			c.Message += " (" + res.Detail + ")"
@@ -186,12 +164,12 @@ func instanceCondition(settings datasettev1alpha1.SignerSettings, inst *datasett
 	}
 	if res.Verdict == dsprobe.KeyAccepted {
 		if want := settings.DatasetteVersion; want != "" && inst.Version != "" && !sameRelease(want, inst.Version) {
-			c.Status, c.Reason = metav1.ConditionFalse, ReasonVersionMismatch
+			c.Status, c.Reason = metav1.ConditionFalse, datasettev1alpha1.ReasonVersionMismatch
 			c.Message = fmt.Sprintf("spec.datasetteVersion is %s, and the instance runs Datasette %s: tokens are minted for the "+
 				"stricter (older) of the two; correct spec.datasetteVersion or remove it",
 				want, inst.Version)
 		} else if spec, got := durationOf(settings.MaxSignedTokensTTL), durationOf(inst.MaxSignedTokensTTL); spec > 0 && got > 0 && spec > got {
-			c.Status, c.Reason = metav1.ConditionFalse, ReasonTTLMismatch
+			c.Status, c.Reason = metav1.ConditionFalse, datasettev1alpha1.ReasonTTLMismatch
 			c.Message = fmt.Sprintf("spec.maxSignedTokensTTL (%s) is longer than the instance's max_signed_tokens_ttl (%s): "+
 				"tokens are dated by the instance's; shorten spec.maxSignedTokensTTL",
 				spec, got)
@@ -244,15 +222,15 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 	settings := r.kind.settingsOf(signer)
 	if settings.Probe == nil {
 		next.Instance = nil
-		meta.RemoveStatusCondition(&next.Conditions, ConditionInstanceVerified)
+		meta.RemoveStatusCondition(&next.Conditions, datasettev1alpha1.ConditionInstanceVerified)
 		forgetInstanceMetrics(r.kind.name, signer.GetNamespace(), signer.GetName())
 		r.probes.runner.forget(client.ObjectKeyFromObject(signer))
 		return 0
 	}
 	if signer.GetNamespace() != "" && !r.probes.allowNamespaced {
 		next.Instance = nil
-		r.setInstanceCondition(signer, next, metav1.Condition{Type: ConditionInstanceVerified, Status: metav1.ConditionFalse,
-			Reason: ReasonProbeRefused, Message: "DatasetteSigners may not probe: the operator runs without --allow-namespaced-probes " +
+		r.setInstanceCondition(signer, next, metav1.Condition{Type: datasettev1alpha1.ConditionInstanceVerified, Status: metav1.ConditionFalse,
+			Reason: datasettev1alpha1.ReasonProbeRefused, Message: "DatasetteSigners may not probe: the operator runs without --allow-namespaced-probes " +
 				"(ask the platform team for a ClusterDatasetteSigner, or to enable namespaced probes); no request was made"})
 		return 0
 	}
@@ -328,10 +306,10 @@ func probeSpacing(generation int64, status *datasettev1alpha1.DatasetteSignerSta
 
 // setInstanceCondition records c, with an event when its status or reason changed.
 func (r *signerReconciler) setInstanceCondition(signer client.Object, next *datasettev1alpha1.DatasetteSignerStatus, c metav1.Condition) {
-	before := meta.FindStatusCondition(next.Conditions, ConditionInstanceVerified)
+	before := meta.FindStatusCondition(next.Conditions, datasettev1alpha1.ConditionInstanceVerified)
 	c.ObservedGeneration = signer.GetGeneration()
 	if before != nil && before.Status == c.Status && before.Reason == c.Reason && before.Message != c.Message &&
-		c.Reason == ReasonUnreachable {
+		c.Reason == datasettev1alpha1.ReasonUnreachable {
 		c.Message = before.Message // an unreachable instance's details vary: keep the first, write less
 	}
 	meta.SetStatusCondition(&next.Conditions, c)
@@ -352,7 +330,7 @@ func (r *signerReconciler) restartInstance(ctx context.Context, signer client.Ob
 	next *datasettev1alpha1.DatasetteSignerStatus) (time.Duration, error) {
 	settings := r.kind.settingsOf(signer)
 	if len(settings.RolloutRestartTargets) == 0 {
-		meta.RemoveStatusCondition(&next.Conditions, ConditionRestartTargetsReady)
+		meta.RemoveStatusCondition(&next.Conditions, datasettev1alpha1.ConditionRestartTargetsReady)
 		return 0, nil
 	}
 	if key.minter == nil || !key.rotated || next.RestartedForKey == key.since {
@@ -365,8 +343,8 @@ func (r *signerReconciler) restartInstance(ctx context.Context, signer client.Ob
 	}
 	now := r.probes.now()
 	if wait := r.restarts.wait(namespace, settings.RolloutRestartTargets, floor, now); wait > 0 {
-		meta.SetStatusCondition(&next.Conditions, metav1.Condition{Type: ConditionRestartTargetsReady, Status: metav1.ConditionFalse,
-			Reason: ReasonRestartDeferred, ObservedGeneration: signer.GetGeneration(), Message: fmt.Sprintf(
+		meta.SetStatusCondition(&next.Conditions, metav1.Condition{Type: datasettev1alpha1.ConditionRestartTargetsReady, Status: metav1.ConditionFalse,
+			Reason: datasettev1alpha1.ReasonRestartDeferred, ObservedGeneration: signer.GetGeneration(), Message: fmt.Sprintf(
 				"the signing key change reaches the rollout restart targets at %s: each is restarted at most once per renewal floor (%s)",
 				now.Add(wait).UTC().Format(time.RFC3339), floor)})
 		return wait, nil

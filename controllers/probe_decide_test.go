@@ -42,44 +42,44 @@ func TestDecideInstance(t *testing.T) {
 		started  bool
 		timedOut bool
 	}{
-		{name: "first probe, accepted", result: accepted, state: datasettev1alpha1.KeyStateAccepted, reason: ReasonKeyAccepted,
+		{name: "first probe, accepted", result: accepted, state: datasettev1alpha1.KeyStateAccepted, reason: datasettev1alpha1.ReasonKeyAccepted,
 			status: metav1.ConditionTrue, requeue: time.Minute, version: "1.0a37", ttl: time.Hour},
-		{name: "first probe, rejected: never accepted", result: rejected, state: datasettev1alpha1.KeyStateRejected, reason: ReasonKeyRejected,
+		{name: "first probe, rejected: never accepted", result: rejected, state: datasettev1alpha1.KeyStateRejected, reason: datasettev1alpha1.ReasonKeyRejected,
 			status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37"},
-		{name: "first probe, unreachable: nothing known", result: unreachable, reason: ReasonUnreachable, status: metav1.ConditionFalse, requeue: time.Minute},
+		{name: "first probe, unreachable: nothing known", result: unreachable, reason: datasettev1alpha1.ReasonUnreachable, status: metav1.ConditionFalse, requeue: time.Minute},
 		{name: "unreachable keeps what was learned", prev: state(datasettev1alpha1.KeyStateAccepted, "2"), result: unreachable,
-			state: datasettev1alpha1.KeyStateAccepted, reason: ReasonUnreachable, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a19"},
-		{name: "signed tokens disabled", result: disabled, state: datasettev1alpha1.KeyStateRejected, reason: ReasonSignedTokensDisabled,
+			state: datasettev1alpha1.KeyStateAccepted, reason: datasettev1alpha1.ReasonUnreachable, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a19"},
+		{name: "signed tokens disabled", result: disabled, state: datasettev1alpha1.KeyStateRejected, reason: datasettev1alpha1.ReasonSignedTokensDisabled,
 			status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37"},
 		{name: "key changed, instance still on the old one: rotation pending", prev: state(datasettev1alpha1.KeyStateAccepted, "1"), result: rejected,
-			state: datasettev1alpha1.KeyStateRotationPending, reason: ReasonKeyRejected, status: metav1.ConditionFalse, requeue: rotationPoll, version: "1.0a37", started: true},
+			state: datasettev1alpha1.KeyStateRotationPending, reason: datasettev1alpha1.ReasonKeyRejected, status: metav1.ConditionFalse, requeue: rotationPoll, version: "1.0a37", started: true},
 		{name: "key changed, instance restarting: rotation pending", prev: state(datasettev1alpha1.KeyStateAccepted, "1"), result: unreachable,
-			state: datasettev1alpha1.KeyStateRotationPending, reason: ReasonUnreachable, status: metav1.ConditionFalse, requeue: rotationPoll, version: "1.0a19", started: true},
+			state: datasettev1alpha1.KeyStateRotationPending, reason: datasettev1alpha1.ReasonUnreachable, status: metav1.ConditionFalse, requeue: rotationPoll, version: "1.0a19", started: true},
 		{name: "rotation pending, still rejected", prev: state(datasettev1alpha1.KeyStateRotationPending, "2"), result: rejected,
-			state: datasettev1alpha1.KeyStateRotationPending, reason: ReasonKeyRejected, status: metav1.ConditionFalse, requeue: rotationPoll, version: "1.0a37"},
+			state: datasettev1alpha1.KeyStateRotationPending, reason: datasettev1alpha1.ReasonKeyRejected, status: metav1.ConditionFalse, requeue: rotationPoll, version: "1.0a37"},
 		{name: "rotation pending, new key accepted", prev: state(datasettev1alpha1.KeyStateRotationPending, "2"), result: accepted,
-			state: datasettev1alpha1.KeyStateAccepted, reason: ReasonKeyAccepted, status: metav1.ConditionTrue, requeue: time.Minute, version: "1.0a37", ttl: time.Hour},
+			state: datasettev1alpha1.KeyStateAccepted, reason: datasettev1alpha1.ReasonKeyAccepted, status: metav1.ConditionTrue, requeue: time.Minute, version: "1.0a37", ttl: time.Hour},
 		{name: "rotation pending past the timeout", prev: state(datasettev1alpha1.KeyStateRotationPending, "2"), result: rejected, now: t0.Add(10 * time.Minute),
-			state: datasettev1alpha1.KeyStateRotationTimedOut, reason: ReasonKeyRejected, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37", timedOut: true},
+			state: datasettev1alpha1.KeyStateRotationTimedOut, reason: datasettev1alpha1.ReasonKeyRejected, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37", timedOut: true},
 		{name: "rotation pending past a short timeout, unreachable", prev: state(datasettev1alpha1.KeyStateRotationPending, "2"), result: unreachable,
 			settings: datasettev1alpha1.SignerSettings{Probe: &datasettev1alpha1.SignerProbe{URL: "http://ds", RotationTimeout: &metav1.Duration{Duration: 30 * time.Second}}},
-			state:    datasettev1alpha1.KeyStateRotationTimedOut, reason: ReasonUnreachable, status: metav1.ConditionFalse, requeue: defaultProbeInterval, version: "1.0a19", timedOut: true},
+			state:    datasettev1alpha1.KeyStateRotationTimedOut, reason: datasettev1alpha1.ReasonUnreachable, status: metav1.ConditionFalse, requeue: defaultProbeInterval, version: "1.0a19", timedOut: true},
 		{name: "timed out stays so while rejected", prev: state(datasettev1alpha1.KeyStateRotationTimedOut, "2"), result: rejected,
-			state: datasettev1alpha1.KeyStateRotationTimedOut, reason: ReasonKeyRejected, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37"},
+			state: datasettev1alpha1.KeyStateRotationTimedOut, reason: datasettev1alpha1.ReasonKeyRejected, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37"},
 		{name: "rejected key replaced by one also rejected", prev: state(datasettev1alpha1.KeyStateRejected, "1"), result: rejected,
-			state: datasettev1alpha1.KeyStateRejected, reason: ReasonKeyRejected, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37"},
+			state: datasettev1alpha1.KeyStateRejected, reason: datasettev1alpha1.ReasonKeyRejected, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37"},
 		{name: "rejected key replaced, instance unreachable: unknown", prev: state(datasettev1alpha1.KeyStateRejected, "1"), result: unreachable,
-			reason: ReasonUnreachable, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a19"},
+			reason: datasettev1alpha1.ReasonUnreachable, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a19"},
 		{name: "accepted key now rejected (instance changed its key)", prev: state(datasettev1alpha1.KeyStateAccepted, "2"), result: rejected,
-			state: datasettev1alpha1.KeyStateRejected, reason: ReasonKeyRejected, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37"},
+			state: datasettev1alpha1.KeyStateRejected, reason: datasettev1alpha1.ReasonKeyRejected, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37"},
 		{name: "version mismatch", settings: datasettev1alpha1.SignerSettings{DatasetteVersion: "1.0a19"}, result: accepted,
-			state: datasettev1alpha1.KeyStateAccepted, reason: ReasonVersionMismatch, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37", ttl: time.Hour},
+			state: datasettev1alpha1.KeyStateAccepted, reason: datasettev1alpha1.ReasonVersionMismatch, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37", ttl: time.Hour},
 		{name: "same version", settings: datasettev1alpha1.SignerSettings{DatasetteVersion: "1.0a37"}, result: accepted,
-			state: datasettev1alpha1.KeyStateAccepted, reason: ReasonKeyAccepted, status: metav1.ConditionTrue, requeue: time.Minute, version: "1.0a37", ttl: time.Hour},
+			state: datasettev1alpha1.KeyStateAccepted, reason: datasettev1alpha1.ReasonKeyAccepted, status: metav1.ConditionTrue, requeue: time.Minute, version: "1.0a37", ttl: time.Hour},
 		{name: "spec TTL longer than the instance's", settings: datasettev1alpha1.SignerSettings{MaxSignedTokensTTL: &metav1.Duration{Duration: 2 * time.Hour}},
-			result: accepted, state: datasettev1alpha1.KeyStateAccepted, reason: ReasonTTLMismatch, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37", ttl: time.Hour},
+			result: accepted, state: datasettev1alpha1.KeyStateAccepted, reason: datasettev1alpha1.ReasonTTLMismatch, status: metav1.ConditionFalse, requeue: time.Minute, version: "1.0a37", ttl: time.Hour},
 		{name: "spec TTL shorter than the instance's", settings: datasettev1alpha1.SignerSettings{MaxSignedTokensTTL: &metav1.Duration{Duration: time.Minute}},
-			result: accepted, state: datasettev1alpha1.KeyStateAccepted, reason: ReasonKeyAccepted, status: metav1.ConditionTrue, requeue: time.Minute, version: "1.0a37", ttl: time.Hour},
+			result: accepted, state: datasettev1alpha1.KeyStateAccepted, reason: datasettev1alpha1.ReasonKeyAccepted, status: metav1.ConditionTrue, requeue: time.Minute, version: "1.0a37", ttl: time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -176,23 +176,23 @@ func TestDecideWithInstance(t *testing.T) {
 		sev    severity
 		keeps  bool
 	}{
-		{name: "rotation without a probe goes ahead", token: oldToken, mint: mintRotation, reason: ReasonIssued},
+		{name: "rotation without a probe goes ahead", token: oldToken, mint: mintRotation, reason: datasettev1alpha1.ReasonIssued},
 		{name: "rotation before the probe saw the new key waits", token: oldToken, probed: true, inst: inst(datasettev1alpha1.KeyStateAccepted, "1"),
-			reason: ReasonRotationPending, keeps: true},
-		{name: "rotation with no probe result yet waits", token: oldToken, probed: true, reason: ReasonRotationPending, keeps: true},
+			reason: datasettev1alpha1.ReasonRotationPending, keeps: true},
+		{name: "rotation with no probe result yet waits", token: oldToken, probed: true, reason: datasettev1alpha1.ReasonRotationPending, keeps: true},
 		{name: "rotation pending waits", token: oldToken, probed: true, inst: inst(datasettev1alpha1.KeyStateRotationPending, "2"),
-			reason: ReasonRotationPending, keeps: true},
+			reason: datasettev1alpha1.ReasonRotationPending, keeps: true},
 		{name: "new key accepted: rotation goes ahead", token: oldToken, probed: true, inst: inst(datasettev1alpha1.KeyStateAccepted, "2"),
-			mint: mintRotation, reason: ReasonIssued},
+			mint: mintRotation, reason: datasettev1alpha1.ReasonIssued},
 		{name: "rotation timed out: goes ahead", token: oldToken, probed: true, inst: inst(datasettev1alpha1.KeyStateRotationTimedOut, "2"),
-			mint: mintRotation, reason: ReasonIssued},
+			mint: mintRotation, reason: datasettev1alpha1.ReasonIssued},
 		{name: "pending but the old token expired: re-minted", token: oldToken, probed: true, inst: inst(datasettev1alpha1.KeyStateRotationPending, "2"),
-			now: 2 * time.Hour, mint: mintRotation, reason: ReasonIssued},
+			now: 2 * time.Hour, mint: mintRotation, reason: datasettev1alpha1.ReasonIssued},
 		{name: "instance rejects a key it never accepted: nothing minted", token: "-", probed: true, inst: inst(datasettev1alpha1.KeyStateRejected, "2"),
-			reason: ReasonInstanceRejectsKey, sev: waiting},
+			reason: datasettev1alpha1.ReasonInstanceRejectsKey, sev: waiting},
 		{name: "rejection of an earlier key says nothing of this one", token: "-", probed: true, inst: inst(datasettev1alpha1.KeyStateRejected, "1"),
-			mint: mintIssue, reason: ReasonIssued},
-		{name: "unknown state mints", token: "-", probed: true, inst: &datasettev1alpha1.InstanceStatus{}, mint: mintIssue, reason: ReasonIssued},
+			mint: mintIssue, reason: datasettev1alpha1.ReasonIssued},
+		{name: "unknown state mints", token: "-", probed: true, inst: &datasettev1alpha1.InstanceStatus{}, mint: mintIssue, reason: datasettev1alpha1.ReasonIssued},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -208,7 +208,7 @@ func TestDecideWithInstance(t *testing.T) {
 			if tt.keeps && (p.token != oldToken || p.restart || p.requeueAfter <= 0 || p.readiness.status != metav1.ConditionTrue) {
 				t.Errorf("a pending rotation must keep the token, Ready, and look again: %+v", p)
 			}
-			if tt.reason == ReasonInstanceRejectsKey && (p.token != "" || !strings.Contains(p.readiness.message, "nothing is minted")) {
+			if tt.reason == datasettev1alpha1.ReasonInstanceRejectsKey && (p.token != "" || !strings.Contains(p.readiness.message, "nothing is minted")) {
 				t.Errorf("rejected: token %q message %q", p.token, p.readiness.message)
 			}
 		})

@@ -152,7 +152,7 @@ func holdSignerChange(in *gathered, p *plan, kept dstoken.Comparison, now time.T
 	p.token = string(in.secret.Data[tokenKey])
 	p.restart = restartPending(tok, noMint, kept.IssuedAt)
 	p.revocationRemove = in.signing.settings.RevocationPolicy == datasettev1alpha1.RevocationPolicyRemove
-	p.readiness = ready(ReasonIssued, fmt.Sprintf(
+	p.readiness = ready(datasettev1alpha1.ReasonIssued, fmt.Sprintf(
 		"Secret %q holds a token for actor %q; the change of %s (its Datasette release or pluginActions) reaches it at %s: "+
 			"the renewal floor (%s) spaces its mints", in.want.secretName, in.want.claims.Actor, in.signing.source,
 		next.UTC().Format(time.RFC3339), in.floor))

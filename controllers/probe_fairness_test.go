@@ -82,7 +82,7 @@ func slowProbesOfOneNamespaceDoNotHoldOthers(t *testing.T, workers int) {
 		if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(other), &s); err != nil {
 			t.Fatal(err)
 		}
-		if c := meta.FindStatusCondition(s.Status.Conditions, ConditionInstanceVerified); c != nil && c.Reason == ReasonKeyAccepted {
+		if c := meta.FindStatusCondition(s.Status.Conditions, datasettev1alpha1.ConditionInstanceVerified); c != nil && c.Reason == datasettev1alpha1.ReasonKeyAccepted {
 			t.Logf("another namespace's signer verified %v after it was created, behind 6 tarpit signers", time.Since(start).Round(time.Millisecond))
 			return
 		}

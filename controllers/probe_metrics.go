@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 )
 
 // Metrics of signers' probes. They carry names, reasons and releases, never a key or a token.
@@ -41,7 +43,7 @@ func recordInstanceMetrics(kind, namespace, name, reason, version string) {
 		}
 	}
 	verified := 0.0
-	if reason == ReasonKeyAccepted {
+	if reason == datasettev1alpha1.ReasonKeyAccepted {
 		verified = 1
 	}
 	signerInstanceVerified.WithLabelValues(kind, namespace, name, reason).Set(verified)

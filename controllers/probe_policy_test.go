@@ -59,12 +59,12 @@ func TestNamespacedProbeLearnsNothingOfWhatAnswered(t *testing.T) {
 		var s datasettev1alpha1.DatasetteSigner
 		NewWithT(t).Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s)).To(Succeed())
-			c := meta.FindStatusCondition(s.Status.Conditions, ConditionInstanceVerified)
+			c := meta.FindStatusCondition(s.Status.Conditions, datasettev1alpha1.ConditionInstanceVerified)
 			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Reason).To(Equal(ReasonUnreachable), c.Message)
+			g.Expect(c.Reason).To(Equal(datasettev1alpha1.ReasonUnreachable), c.Message)
 		}, eventually, poll).Should(Succeed())
-		opaque(name+"'s condition", meta.FindStatusCondition(s.Status.Conditions, ConditionInstanceVerified).Message)
-		opaque(name+"'s event", waitEvent(t, ns, name, ReasonUnreachable).Note)
+		opaque(name+"'s condition", meta.FindStatusCondition(s.Status.Conditions, datasettev1alpha1.ConditionInstanceVerified).Message)
+		opaque(name+"'s event", waitEvent(t, ns, name, datasettev1alpha1.ReasonUnreachable).Note)
 	}
 	if n := hits.Load(); n > 0 {
 		t.Errorf("%d requests of a DatasetteSigner's probe reached a loopback server", n)
@@ -72,7 +72,7 @@ func TestNamespacedProbeLearnsNothingOfWhatAnswered(t *testing.T) {
 
 	// The platform team's signer says why.
 	signer := clusterSigner(t, platform, datasettev1alpha1.SignerSettings{Probe: probeOf("http://169.254.169.254:80")})
-	c := meta.FindStatusCondition(waitInstance(t, signer.Name, ReasonUnreachable).Status.Conditions, ConditionInstanceVerified)
+	c := meta.FindStatusCondition(waitInstance(t, signer.Name, datasettev1alpha1.ReasonUnreachable).Status.Conditions, datasettev1alpha1.ConditionInstanceVerified)
 	if !strings.Contains(c.Message, "169.254.169.254:80 is a link-local address") || !strings.Contains(c.Message, "address policy") {
 		t.Errorf("a ClusterDatasetteSigner's condition %q does not say that the address policy refused the metadata address", c.Message)
 	}

@@ -43,7 +43,7 @@ func waitInstance(t *testing.T, name, reason string) *datasettev1alpha1.ClusterD
 	var s datasettev1alpha1.ClusterDatasetteSigner
 	NewWithT(t).Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: name}, &s)).To(Succeed())
-		c := meta.FindStatusCondition(s.Status.Conditions, ConditionInstanceVerified)
+		c := meta.FindStatusCondition(s.Status.Conditions, datasettev1alpha1.ConditionInstanceVerified)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Reason).To(Equal(reason), c.Message)
 	}, 30*time.Second, poll).Should(Succeed())
@@ -64,8 +64,8 @@ func signerRow(s *datasettev1alpha1.ClusterDatasetteSigner) string {
 	if inst == nil {
 		inst = &datasettev1alpha1.InstanceStatus{}
 	}
-	ready, reason := cond(ConditionReady)
-	_, verified := cond(ConditionInstanceVerified)
+	ready, reason := cond(datasettev1alpha1.ConditionReady)
+	_, verified := cond(datasettev1alpha1.ConditionInstanceVerified)
 	ttl := ""
 	if s.Spec.MaxSignedTokensTTL != nil {
 		ttl = s.Spec.MaxSignedTokensTTL.Duration.String()
@@ -139,13 +139,13 @@ func TestProbeRealMatchingKeyAndTTL(t *testing.T) {
 	startManager(t, ns, withNamespaces(ns, platform))
 	signingSecret(t, platform, "datasette", "matching-key")
 	signer := clusterSigner(t, platform, datasettev1alpha1.SignerSettings{Probe: probeOf(server.URL)})
-	s := waitInstance(t, signer.Name, ReasonKeyAccepted)
+	s := waitInstance(t, signer.Name, datasettev1alpha1.ReasonKeyAccepted)
 	inst := s.Status.Instance
 	if inst.Version != "1.0a37" || durationOf(inst.MaxSignedTokensTTL) != time.Hour || inst.AllowSignedTokens == nil || !*inst.AllowSignedTokens ||
 		inst.KeyState != datasettev1alpha1.KeyStateAccepted || inst.ProbedAt == nil {
 		t.Fatalf("status.instance = %+v", inst)
 	}
-	if v, ok := gauge(t, "datasette_signer_instance_verified", signer.Name, ReasonKeyAccepted); !ok || v != 1 {
+	if v, ok := gauge(t, "datasette_signer_instance_verified", signer.Name, datasettev1alpha1.ReasonKeyAccepted); !ok || v != 1 {
 		t.Errorf("datasette_signer_instance_verified{reason=KeyAccepted} = %v (present %v)", v, ok)
 	}
 	if v, ok := gauge(t, "datasette_signer_instance_info", signer.Name, "1.0a37"); !ok || v != 1 {
@@ -154,7 +154,7 @@ func TestProbeRealMatchingKeyAndTTL(t *testing.T) {
 
 	tok := probeToken(ns, "reader", "ci-reader", signer.Name, "view-database", "execute-sql")
 	create(t, tok)
-	got := waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)
+	got := waitReason(t, client.ObjectKeyFromObject(tok), datasettev1alpha1.ReasonIssued)
 	if lifetime := got.Status.ExpiresAt.Sub(got.Status.IssuedAt.Time); lifetime != time.Hour {
 		t.Errorf("the token lives %s: want the instance's max_signed_tokens_ttl, 1h", lifetime)
 	}
@@ -170,7 +170,7 @@ func TestProbeRealMatchingKeyAndTTL(t *testing.T) {
 	setSignerSpec(t, signer.Name, func(s *datasettev1alpha1.ClusterDatasetteSigner) {
 		s.Spec.MaxSignedTokensTTL = &metav1.Duration{Duration: 2 * time.Hour}
 	})
-	waitInstance(t, signer.Name, ReasonTTLMismatch)
+	waitInstance(t, signer.Name, datasettev1alpha1.ReasonTTLMismatch)
 }
 
 // setSignerSpec changes a ClusterDatasetteSigner's spec.
@@ -197,35 +197,35 @@ func TestProbeRealWrongKey(t *testing.T) {
 	startManager(t, ns, withNamespaces(ns, platform))
 	secret := signingSecret(t, platform, "datasette", "a-typo-key")
 	signer := clusterSigner(t, platform, datasettev1alpha1.SignerSettings{Probe: probeOf(server.URL)})
-	s := waitInstance(t, signer.Name, ReasonKeyRejected)
+	s := waitInstance(t, signer.Name, datasettev1alpha1.ReasonKeyRejected)
 	if s.Status.Instance.KeyState != datasettev1alpha1.KeyStateRejected || s.Status.Instance.Version != "1.0a37" {
 		t.Fatalf("status.instance = %+v", s.Status.Instance)
 	}
-	if v, ok := gauge(t, "datasette_signer_instance_verified", signer.Name, ReasonKeyRejected); !ok || v != 0 {
+	if v, ok := gauge(t, "datasette_signer_instance_verified", signer.Name, datasettev1alpha1.ReasonKeyRejected); !ok || v != 0 {
 		t.Errorf("datasette_signer_instance_verified{reason=KeyRejected} = %v (present %v), want 0", v, ok)
 	}
 	tok := probeToken(ns, "reader", "ci-reader", signer.Name)
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	got := waitReason(t, key, ReasonInstanceRejectsKey)
-	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionReconciling) || meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
+	got := waitReason(t, key, datasettev1alpha1.ReasonInstanceRejectsKey)
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionReconciling) || meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionStalled) {
 		t.Errorf("InstanceRejectsKey must be Reconciling, not Stalled: %+v", got.Status.Conditions)
 	}
 	requireNoSecret(t, ns, "reader")
-	t.Logf("token: Ready=False %s", ReasonInstanceRejectsKey)
+	t.Logf("token: Ready=False %s", datasettev1alpha1.ReasonInstanceRejectsKey)
 
 	secret.StringData = map[string]string{defaultSigningKey: "the-instance-key"}
 	if err := k8sClient.Update(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	waitInstance(t, signer.Name, ReasonKeyAccepted)
-	if _, ok := gauge(t, "datasette_signer_instance_verified", signer.Name, ReasonKeyRejected); ok {
+	waitInstance(t, signer.Name, datasettev1alpha1.ReasonKeyAccepted)
+	if _, ok := gauge(t, "datasette_signer_instance_verified", signer.Name, datasettev1alpha1.ReasonKeyRejected); ok {
 		t.Error("the KeyRejected series outlives the fix")
 	}
-	if v, ok := gauge(t, "datasette_signer_instance_verified", signer.Name, ReasonKeyAccepted); !ok || v != 1 {
+	if v, ok := gauge(t, "datasette_signer_instance_verified", signer.Name, datasettev1alpha1.ReasonKeyAccepted); !ok || v != 1 {
 		t.Errorf("datasette_signer_instance_verified{reason=KeyAccepted} = %v (present %v) after the fix", v, ok)
 	}
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	if actor := actorOf(t, server, tokenOf(t, key)); actor != "ci-reader" {
 		t.Errorf("the instance reads the token as actor %q", actor)
 	}
@@ -243,13 +243,13 @@ func TestProbeRealUnreachable(t *testing.T) {
 	startManager(t, ns, withNamespaces(ns, platform))
 	signingSecret(t, platform, "datasette", "k")
 	signer := clusterSigner(t, platform, datasettev1alpha1.SignerSettings{Probe: probeOf(addr)})
-	s := waitInstance(t, signer.Name, ReasonUnreachable)
-	if c := meta.FindStatusCondition(s.Status.Conditions, ConditionInstanceVerified); !strings.Contains(c.Message, "GET /-/actor.json") {
+	s := waitInstance(t, signer.Name, datasettev1alpha1.ReasonUnreachable)
+	if c := meta.FindStatusCondition(s.Status.Conditions, datasettev1alpha1.ConditionInstanceVerified); !strings.Contains(c.Message, "GET /-/actor.json") {
 		t.Errorf("message %q", c.Message)
 	}
 	tok := probeToken(ns, "reader", "ci-reader", signer.Name)
 	create(t, tok)
-	waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(tok), datasettev1alpha1.ReasonIssued)
 }
 
 // TestProbeRealDiscovers1_0a19: a signer without spec.datasetteVersion whose instance runs
@@ -263,22 +263,22 @@ func TestProbeRealDiscovers1_0a19(t *testing.T) {
 	startManager(t, ns, withNamespaces(ns, platform))
 	signingSecret(t, platform, "datasette", "k19")
 	signer := clusterSigner(t, platform, datasettev1alpha1.SignerSettings{Probe: probeOf(server.URL)})
-	s := waitInstance(t, signer.Name, ReasonKeyAccepted)
+	s := waitInstance(t, signer.Name, datasettev1alpha1.ReasonKeyAccepted)
 	if s.Status.Instance.Version != "1.0a19" {
 		t.Fatalf("version %q", s.Status.Instance.Version)
 	}
 
 	unknown := probeToken(ns, "alter", "ci-alter", signer.Name, "set-column-type")
 	create(t, unknown)
-	got := waitReason(t, client.ObjectKeyFromObject(unknown), ReasonUnsupportedByDatasette)
-	if c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady); !strings.Contains(c.Message, "1.0a19") {
+	got := waitReason(t, client.ObjectKeyFromObject(unknown), datasettev1alpha1.ReasonUnsupportedByDatasette)
+	if c := meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReady); !strings.Contains(c.Message, "1.0a19") {
 		t.Errorf("message %q does not name the release", c.Message)
 	}
 	requireNoSecret(t, ns, "alter")
 
 	known := probeToken(ns, "reader", "ci-reader", signer.Name, "view-instance", "view-database", "execute-sql")
 	create(t, known)
-	waitReason(t, client.ObjectKeyFromObject(known), ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(known), datasettev1alpha1.ReasonIssued)
 	token := tokenOf(t, client.ObjectKeyFromObject(known))
 	if actor := actorOf(t, server, token); actor != "ci-reader" {
 		t.Errorf("1.0a19 reads the token as actor %q", actor)
@@ -290,7 +290,7 @@ func TestProbeRealDiscovers1_0a19(t *testing.T) {
 
 	// A spec.datasetteVersion that is not what the instance runs is reported.
 	setSignerSpec(t, signer.Name, func(s *datasettev1alpha1.ClusterDatasetteSigner) { s.Spec.DatasetteVersion = "1.0a37" })
-	waitInstance(t, signer.Name, ReasonVersionMismatch)
+	waitInstance(t, signer.Name, datasettev1alpha1.ReasonVersionMismatch)
 }
 
 // TestProbeRefusedForNamespacedSigners: without --allow-namespaced-probes a DatasetteSigner's
@@ -315,14 +315,14 @@ func TestProbeRefusedForNamespacedSigners(t *testing.T) {
 			Spec: datasettev1alpha1.DatasetteSignerSpec{SecretRef: datasettev1alpha1.SecretKeyRef{Name: "datasette"},
 				SignerSettings: datasettev1alpha1.SignerSettings{Probe: probeOf(srv.URL)}}}
 		create(t, signer)
-		want := ReasonProbeRefused
+		want := datasettev1alpha1.ReasonProbeRefused
 		if allowed {
-			want = ReasonUnreachable // the test server answers 404
+			want = datasettev1alpha1.ReasonUnreachable // the test server answers 404
 		}
 		NewWithT(t).Eventually(func(g Gomega) {
 			var s datasettev1alpha1.DatasetteSigner
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(signer), &s)).To(Succeed())
-			c := meta.FindStatusCondition(s.Status.Conditions, ConditionInstanceVerified)
+			c := meta.FindStatusCondition(s.Status.Conditions, datasettev1alpha1.ConditionInstanceVerified)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Reason).To(Equal(want))
 		}, eventually, poll).Should(Succeed())
@@ -356,7 +356,7 @@ func TestProbeRealRotationWaitsForTheInstance(t *testing.T) {
 	probe := probeOf(instance.URL)
 	signer := clusterSigner(t, platform, datasettev1alpha1.SignerSettings{Probe: probe,
 		RolloutRestartTargets: []datasettev1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: "datasette"}}})
-	waitInstance(t, signer.Name, ReasonKeyAccepted)
+	waitInstance(t, signer.Name, datasettev1alpha1.ReasonKeyAccepted)
 	keys := make([]types.NamespacedName, 0, len(namespaces)*perNamespace)
 	for _, ns := range namespaces {
 		for i := range perNamespace {
@@ -366,7 +366,7 @@ func TestProbeRealRotationWaitsForTheInstance(t *testing.T) {
 		}
 	}
 	for _, key := range keys {
-		waitReason(t, key, ReasonIssued)
+		waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	}
 	// countUnder counts the tokens that verify under key.
 	countUnder := func(key string) int {
@@ -389,13 +389,13 @@ func TestProbeRealRotationWaitsForTheInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The signer restarts its workload and waits; the tokens keep their token.
-	s := waitInstance(t, signer.Name, ReasonKeyRejected)
+	s := waitInstance(t, signer.Name, datasettev1alpha1.ReasonKeyRejected)
 	if s.Status.Instance.KeyState != datasettev1alpha1.KeyStateRotationPending {
 		t.Fatalf("keyState %q, want RotationPending", s.Status.Instance.KeyState)
 	}
 	NewWithT(t).Eventually(func() string { return restartedAt(t, deployment)["Deployment"] }, eventually, poll).ShouldNot(BeEmpty())
 	for _, key := range keys {
-		waitReason(t, key, ReasonRotationPending)
+		waitReason(t, key, datasettev1alpha1.ReasonRotationPending)
 	}
 	time.Sleep(6 * time.Second) // the instance takes its time to restart
 	if n := countUnder("old-key"); n != len(keys) {
@@ -417,9 +417,9 @@ func TestProbeRealRotationWaitsForTheInstance(t *testing.T) {
 	elapsed := time.Since(restarted)
 	t.Logf("instance restarted with the new key → last of %d tokens (%d namespaces × %d) re-minted in %s",
 		len(keys), len(namespaces), perNamespace, elapsed.Round(time.Millisecond))
-	waitInstance(t, signer.Name, ReasonKeyAccepted)
+	waitInstance(t, signer.Name, datasettev1alpha1.ReasonKeyAccepted)
 	for _, key := range keys {
-		waitReason(t, key, ReasonIssued)
+		waitReason(t, key, datasettev1alpha1.ReasonIssued)
 		if actor := actorOf(t, newServer, tokenOf(t, key)); actor == "" {
 			t.Errorf("the restarted instance rejects %s's token", key)
 		}
@@ -501,11 +501,11 @@ func TestProbeRealRotationTimeout(t *testing.T) {
 	probe := probeOf(server.URL)
 	probe.RotationTimeout = &metav1.Duration{Duration: 10 * time.Second}
 	signer := clusterSigner(t, platform, datasettev1alpha1.SignerSettings{Probe: probe})
-	waitInstance(t, signer.Name, ReasonKeyAccepted)
+	waitInstance(t, signer.Name, datasettev1alpha1.ReasonKeyAccepted)
 	tok := probeToken(ns, "reader", "ci-reader", signer.Name)
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	old := tokenOf(t, key)
 
 	changed := time.Now()
@@ -513,7 +513,7 @@ func TestProbeRealRotationTimeout(t *testing.T) {
 	if err := k8sClient.Update(ctx, signing); err != nil {
 		t.Fatal(err)
 	}
-	waitReason(t, key, ReasonRotationPending)
+	waitReason(t, key, datasettev1alpha1.ReasonRotationPending)
 	if tokenOf(t, key) != old {
 		t.Fatal("the token changed while the rotation waits")
 	}
@@ -522,15 +522,15 @@ func TestProbeRealRotationTimeout(t *testing.T) {
 		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: signer.Name}, &s)).To(Succeed())
 		g.Expect(s.Status.Instance.KeyState).To(Equal(datasettev1alpha1.KeyStateRotationTimedOut))
 	}, 30*time.Second, poll).Should(Succeed())
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	if waited := time.Since(changed); waited < 10*time.Second {
 		t.Errorf("re-minted %s after the key changed, before the 10s rotationTimeout", waited)
 	}
 	if _, err := dstoken.NewVerifier([]byte("new-key")).Verify(tokenOf(t, key), dstoken.VerifyOptions{Now: time.Now()}); err != nil {
 		t.Errorf("after the timeout the token is not signed with the new key: %v", err)
 	}
-	s := waitInstance(t, signer.Name, ReasonKeyRejected)
-	if c := meta.FindStatusCondition(s.Status.Conditions, ConditionInstanceVerified); !strings.Contains(c.Message, "re-minted with it anyway") {
+	s := waitInstance(t, signer.Name, datasettev1alpha1.ReasonKeyRejected)
+	if c := meta.FindStatusCondition(s.Status.Conditions, datasettev1alpha1.ConditionInstanceVerified); !strings.Contains(c.Message, "re-minted with it anyway") {
 		t.Errorf("message %q does not say the tokens were re-minted anyway", c.Message)
 	}
 }

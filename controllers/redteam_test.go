@@ -111,7 +111,7 @@ func TestSignerEventsFitTheEventsAPI(t *testing.T) {
 	select {
 	case e := <-recorder.Events:
 		// FakeRecorder writes "type reason note".
-		if note := strings.TrimPrefix(e, corev1.EventTypeWarning+" "+ReasonInvalidPolicy+" "); len(note) > maxNote {
+		if note := strings.TrimPrefix(e, corev1.EventTypeWarning+" "+datasettev1alpha1.ReasonInvalidPolicy+" "); len(note) > maxNote {
 			t.Errorf("the InvalidPolicy event's note is %d bytes; the events API takes at most %d", len(note), maxNote)
 		}
 	default:
@@ -158,7 +158,7 @@ func TestSignerSideChangesWaitForTheFloor(t *testing.T) {
 			in.signing.release, in.want.claims.Profile = a25, a25
 			in.floor = 10 * time.Minute
 			p := decide(in, f.t0.Add(tt.after))
-			if p.mint != tt.mint || p.readiness.reason != ReasonIssued {
+			if p.mint != tt.mint || p.readiness.reason != datasettev1alpha1.ReasonIssued {
 				t.Fatalf("decide = mint %q, %s; want %q, Issued: %s", p.mint, p.readiness.reason, tt.mint, p.readiness.message)
 			}
 			if tt.wait != 0 && (p.requeueAfter != tt.wait || p.token != held || p.restart) {

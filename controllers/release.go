@@ -8,14 +8,6 @@ import (
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
-// Reasons of a DatasetteToken's Ready condition about the signer's Datasette release.
-const (
-	// ReasonUnsupportedByDatasette: the Datasette release of the signer's instance would misread
-	// the token (it ignores restrictions, or fails on an action it does not know); nothing is
-	// minted.
-	ReasonUnsupportedByDatasette = "UnsupportedByDatasette"
-)
-
 // SignerRelease returns the Datasette release that tokens of a signer with these settings are
 // minted for, as a profile: spec.datasetteVersion with spec.pluginActions. nil means the newest
 // known release without plugin actions (the behaviour of tokens that name a signing Secret).
@@ -66,16 +58,16 @@ func gatherRelease(in *gathered) {
 func releaseFailure(in *gathered) (r readiness, ok bool) {
 	s := in.signing
 	if s.releaseErr != nil {
-		return notReady(stalled, ReasonUnsupportedByDatasette, fmt.Sprintf("%s: %v", s.source, s.releaseErr)), false
+		return notReady(stalled, datasettev1alpha1.ReasonUnsupportedByDatasette, fmt.Sprintf("%s: %v", s.source, s.releaseErr)), false
 	}
 	if s.unreadableRelease != "" && !in.want.claims.Restrictions.IsZero() {
-		return notReady(stalled, ReasonUnsupportedByDatasette, fmt.Sprintf(
+		return notReady(stalled, datasettev1alpha1.ReasonUnsupportedByDatasette, fmt.Sprintf(
 			"%s: its instance reports Datasette %q, a release the operator cannot read, so it cannot know that the instance "+
 				"enforces restrictions: nothing restricted is minted until the instance reports a release such as 1.0a19",
 			s.source, s.unreadableRelease)), false
 	}
 	if err := s.release.Check(in.want.claims.Restrictions); err != nil {
-		return notReady(stalled, ReasonUnsupportedByDatasette, fmt.Sprintf(
+		return notReady(stalled, datasettev1alpha1.ReasonUnsupportedByDatasette, fmt.Sprintf(
 			"%s is for %s: %v", s.source, s.release.Release, err)), false
 	}
 	return readiness{}, true

@@ -90,44 +90,44 @@ func TestDecideRelease(t *testing.T) {
 		payload  string // the minted payload, without "t" and "d"
 		messages []string
 	}{
-		{name: "1.0a0 refuses restrictions", token: "-", gather: viaSigner(version("1.0a0"), nil), reason: ReasonUnsupportedByDatasette,
+		{name: "1.0a0 refuses restrictions", token: "-", gather: viaSigner(version("1.0a0"), nil), reason: datasettev1alpha1.ReasonUnsupportedByDatasette,
 			messages: []string{`DatasetteSigner "instance"`, "1.0a0", "ignores token restrictions"}},
-		{name: "1.0a1 refuses them, keeping what it has", token: newest, gather: viaSigner(version("1.0a1"), nil), reason: ReasonUnsupportedByDatasette},
+		{name: "1.0a1 refuses them, keeping what it has", token: newest, gather: viaSigner(version("1.0a1"), nil), reason: datasettev1alpha1.ReasonUnsupportedByDatasette},
 		{name: "1.0a0 mints unrestricted tokens with its token key", token: "-", gather: viaSigner(version("1.0a0"), none), mint: mintIssue,
-			reason: ReasonIssued, payload: `{"a":"bot","token":"dstok",`},
+			reason: datasettev1alpha1.ReasonIssued, payload: `{"a":"bot","token":"dstok",`},
 		{name: "1.0a19 refuses an action it does not know", token: "-", gather: viaSigner(version("1.0a19"), db("view-database", "set-column-type")),
-			reason: ReasonUnsupportedByDatasette, messages: []string{"1.0a19", `"set-column-type"`, "HTTP 500", "1.0a26"}},
+			reason: datasettev1alpha1.ReasonUnsupportedByDatasette, messages: []string{"1.0a19", `"set-column-type"`, "HTTP 500", "1.0a26"}},
 		{name: "1.0a19 refuses a plugin action it was not told of", token: "-", gather: viaSigner(version("1.0a19"), db("upload-csvs")),
-			reason: ReasonUnsupportedByDatasette, messages: []string{`"upload-csvs"`, "pluginActions"}},
+			reason: datasettev1alpha1.ReasonUnsupportedByDatasette, messages: []string{`"upload-csvs"`, "pluginActions"}},
 		{name: "1.0a19 takes a plugin action it was told of", token: "-",
 			gather: viaSigner(version("1.0a19", datasettev1alpha1.PluginAction{Name: "upload-csvs", Abbreviation: "uc"}), db("upload-csvs", "alter-table")),
-			mint:   mintIssue, reason: ReasonIssued, payload: `"_r":{"d":{"db":["uc","at"]}}`},
-		{name: "1.0a8 refuses alter-table", token: "-", gather: viaSigner(version("1.0a8"), db("alter-table")), reason: ReasonUnsupportedByDatasette,
+			mint:   mintIssue, reason: datasettev1alpha1.ReasonIssued, payload: `"_r":{"d":{"db":["uc","at"]}}`},
+		{name: "1.0a8 refuses alter-table", token: "-", gather: viaSigner(version("1.0a8"), db("alter-table")), reason: datasettev1alpha1.ReasonUnsupportedByDatasette,
 			messages: []string{`"alter-table"`, "1.0a9"}},
 		{name: "1.0a20 writes set-column-type in full", token: "-", gather: viaSigner(version("1.0a20"), db("set-column-type")),
-			mint: mintIssue, reason: ReasonIssued, payload: `"_r":{"d":{"db":["set-column-type"]}}`},
+			mint: mintIssue, reason: datasettev1alpha1.ReasonIssued, payload: `"_r":{"d":{"db":["set-column-type"]}}`},
 		{name: "a token abbreviated for the newest is re-minted for 1.0a25", token: f.token(f.key, dstoken.Claims{Actor: "bot", ExpiresAfter: 3600, Restrictions: *db("set-column-type")}),
-			gather: viaSigner(version("1.0a25"), db("set-column-type")), mint: mintIssue, reason: ReasonIssued, payload: `"_r":{"d":{"db":["set-column-type"]}}`},
-		{name: "the newest release keeps today's token", token: newest, gather: viaSigner(version("1.0a37"), nil), reason: ReasonIssued},
-		{name: "a later release keeps it too", token: newest, gather: viaSigner(version("1.1"), nil), reason: ReasonIssued},
-		{name: "a release without signed tokens", token: "-", gather: viaSigner(version("0.64"), none), reason: ReasonUnsupportedByDatasette,
+			gather: viaSigner(version("1.0a25"), db("set-column-type")), mint: mintIssue, reason: datasettev1alpha1.ReasonIssued, payload: `"_r":{"d":{"db":["set-column-type"]}}`},
+		{name: "the newest release keeps today's token", token: newest, gather: viaSigner(version("1.0a37"), nil), reason: datasettev1alpha1.ReasonIssued},
+		{name: "a later release keeps it too", token: newest, gather: viaSigner(version("1.1"), nil), reason: datasettev1alpha1.ReasonIssued},
+		{name: "a release without signed tokens", token: "-", gather: viaSigner(version("0.64"), none), reason: datasettev1alpha1.ReasonUnsupportedByDatasette,
 			messages: []string{"spec.datasetteVersion", "0.64", "no signed API tokens"}},
 		{name: "plugin actions that clash", token: "-", gather: viaSigner(version("1.0a37", datasettev1alpha1.PluginAction{Name: "vi"}), nil),
-			reason: ReasonUnsupportedByDatasette, messages: []string{"spec.pluginActions", `"vi"`}},
+			reason: datasettev1alpha1.ReasonUnsupportedByDatasette, messages: []string{"spec.pluginActions", `"vi"`}},
 		{name: "declared 1.0a37, probed 1.0a0: restrictions refused", token: "-", gather: probed(version("1.0a37"), "1.0a0", nil),
-			reason: ReasonUnsupportedByDatasette, messages: []string{"1.0a0", "ignores token restrictions"}},
+			reason: datasettev1alpha1.ReasonUnsupportedByDatasette, messages: []string{"1.0a0", "ignores token restrictions"}},
 		{name: "declared 1.0a37, probed 1.0a19: minted for 1.0a19", token: "-", gather: probed(version("1.0a37"), "1.0a19", db("set-column-type")),
-			reason: ReasonUnsupportedByDatasette, messages: []string{"1.0a19", `"set-column-type"`}},
+			reason: datasettev1alpha1.ReasonUnsupportedByDatasette, messages: []string{"1.0a19", `"set-column-type"`}},
 		{name: "a release the operator cannot read refuses restrictions", token: "-", gather: probed(version("1.0a37"), "1.0a1+deb12", nil),
-			reason: ReasonUnsupportedByDatasette, messages: []string{`"1.0a1+deb12"`, "cannot read", "restrictions"}},
+			reason: datasettev1alpha1.ReasonUnsupportedByDatasette, messages: []string{`"1.0a1+deb12"`, "cannot read", "restrictions"}},
 		{name: "a post release refuses them too", token: newest, gather: probed(version(""), "1.0a1.post1", nil),
-			reason: ReasonUnsupportedByDatasette, messages: []string{`"1.0a1.post1"`}},
+			reason: datasettev1alpha1.ReasonUnsupportedByDatasette, messages: []string{`"1.0a1.post1"`}},
 		{name: "a release the operator cannot read still gets an unrestricted token", token: "-", gather: probed(version(""), "1.0a1+deb12", none),
-			mint: mintIssue, reason: ReasonIssued, payload: `{"a":"bot","t":`},
+			mint: mintIssue, reason: datasettev1alpha1.ReasonIssued, payload: `{"a":"bot","t":`},
 		{name: "a signing Secret keeps the newest release", token: "-", gather: func(in *gathered) {
 			in.signing.settings = version("1.0a0") // not read: no signer
 			gatherRelease(in)
-		}, mint: mintIssue, reason: ReasonIssued, payload: `{"a":"bot","t":`},
+		}, mint: mintIssue, reason: datasettev1alpha1.ReasonIssued, payload: `{"a":"bot","t":`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			in := f.gathered(tt.token, f.minter)
@@ -136,7 +136,7 @@ func TestDecideRelease(t *testing.T) {
 			if p.mint != tt.mint || p.readiness.reason != tt.reason {
 				t.Fatalf("decide = mint %q, %s; want %q, %s: %s", p.mint, p.readiness.reason, tt.mint, tt.reason, p.readiness.message)
 			}
-			if tt.reason == ReasonUnsupportedByDatasette {
+			if tt.reason == datasettev1alpha1.ReasonUnsupportedByDatasette {
 				if p.readiness.severity != stalled || p.mint != noMint || (p.token != "" && p.token != tt.token) {
 					t.Errorf("a refusal must be Stalled and write nothing: %+v", p)
 				}
@@ -227,7 +227,7 @@ func TestSignerDatasetteVersionChange(t *testing.T) {
 		}
 		return string(d.Payload)
 	}
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	if p := payload(); !strings.Contains(p, `["vd","sct"]`) {
 		t.Fatalf("newest release: payload %s", p)
 	}
@@ -241,20 +241,20 @@ func TestSignerDatasetteVersionChange(t *testing.T) {
 	}
 	setVersion("1.0a25")
 	NewWithT(t).Eventually(payload, eventually, poll).Should(ContainSubstring(`["vd","set-column-type"]`))
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	kept := tokenOf(t, key)
 
 	setVersion("1.0a19")
-	got := waitReason(t, key, ReasonUnsupportedByDatasette)
-	c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
+	got := waitReason(t, key, datasettev1alpha1.ReasonUnsupportedByDatasette)
+	c := meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReady)
 	if !strings.Contains(c.Message, `DatasetteSigner "instance" is for 1.0a19`) || !strings.Contains(c.Message, `"set-column-type"`) ||
-		!meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
+		!meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionStalled) {
 		t.Errorf("refusal: %q, %+v", c.Message, got.Status.Conditions)
 	}
 	if tokenOf(t, key) != kept {
 		t.Errorf("a refusal rewrote the Secret")
 	}
-	if e := waitEvent(t, ns, "etl", ReasonUnsupportedByDatasette); !strings.Contains(e.Note, "1.0a19") {
+	if e := waitEvent(t, ns, "etl", datasettev1alpha1.ReasonUnsupportedByDatasette); !strings.Contains(e.Note, "1.0a19") {
 		t.Errorf("event %q does not name the release", e.Note)
 	}
 }

@@ -60,15 +60,15 @@ func restartWorkloads(ctx context.Context, c client.Client, namespace string, ta
 	if len(restarted) > 0 {
 		res.restarted = truncate(fmt.Sprintf("restarted %s %s", strings.Join(restarted, ", "), what), maxNote)
 	}
-	res.condition = metav1.Condition{Type: ConditionRestartTargetsReady, Status: metav1.ConditionTrue, Reason: ReasonRestarted,
+	res.condition = metav1.Condition{Type: datasettev1alpha1.ConditionRestartTargetsReady, Status: metav1.ConditionTrue, Reason: datasettev1alpha1.ReasonRestarted,
 		Message: res.restarted}
 	var problems []string
 	if len(refused) > 0 {
-		res.condition.Reason = ReasonTargetRejected
+		res.condition.Reason = datasettev1alpha1.ReasonTargetRejected
 		problems = append(problems, "the API server refused to restart "+strings.Join(refused, ", "))
 	}
 	if len(missing) > 0 {
-		res.condition.Reason = ReasonTargetNotFound
+		res.condition.Reason = datasettev1alpha1.ReasonTargetNotFound
 		problems = append([]string{"not found in " + namespace + ": " + strings.Join(missing, ", ")}, problems...)
 	}
 	if len(problems) > 0 {

@@ -39,9 +39,9 @@ func TestNoSecretLeaks(t *testing.T) {
 	tok.Spec.RenewBefore = &metav1.Duration{Duration: 2 * time.Second}
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	waitReason(t, key, ReasonSigningSecretNotFound)
+	waitReason(t, key, datasettev1alpha1.ReasonSigningSecretNotFound)
 	signing := signingSecret(t, ns, "datasette", keys[0])
-	first := waitReason(t, key, ReasonIssued)
+	first := waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	remember("lifecycle")
 
 	// Renewal.
@@ -68,7 +68,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	clash := newToken(ns, "clash", "bot")
 	clash.Spec.SecretName = "foreign"
 	create(t, clash)
-	waitReason(t, client.ObjectKeyFromObject(clash), ReasonSecretConflict)
+	waitReason(t, client.ObjectKeyFromObject(clash), datasettev1alpha1.ReasonSecretConflict)
 
 	// Where a secret could leak.
 	places := map[string]string{"manager logs": managerLogs.String()}

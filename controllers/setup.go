@@ -218,7 +218,7 @@ type renewRequested struct{ predicate.Funcs }
 
 // Update reports whether the annotation changed.
 func (renewRequested) Update(e event.UpdateEvent) bool {
-	return e.ObjectOld.GetAnnotations()[annotationRenewRequestedAt] != e.ObjectNew.GetAnnotations()[annotationRenewRequestedAt]
+	return e.ObjectOld.GetAnnotations()[datasettev1alpha1.AnnotationRenewRequestedAt] != e.ObjectNew.GetAnnotations()[datasettev1alpha1.AnnotationRenewRequestedAt]
 }
 
 // deletionStarted lets through the update that marks an object for deletion.

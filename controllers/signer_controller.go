@@ -121,8 +121,8 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	next.ObservedGeneration = signer.GetGeneration()
 	readiness := signerReadiness(secret, keyName, key)
 	if msg := policyInvalid(r.kind.settingsOf(signer).Policy); msg != "" {
-		readiness = notReady(stalled, ReasonInvalidPolicy, msg)
-	} else if !key.heldUntil.IsZero() && readiness.reason == ReasonSignerReady {
+		readiness = notReady(stalled, datasettev1alpha1.ReasonInvalidPolicy, msg)
+	} else if !key.heldUntil.IsZero() && readiness.reason == datasettev1alpha1.ReasonSignerReady {
 		readiness.message += fmt.Sprintf("; the key changed again within the renewal floor (%s) of its last change: "+
 			"its newest value takes effect at %s", floor, key.heldUntil.UTC().Format(time.RFC3339))
 	} else if !key.heldUntil.IsZero() && key.minter == nil && key.secretFound {
@@ -163,17 +163,17 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 func signerReadiness(secret types.NamespacedName, keyName string, key keyLookup) readiness {
 	switch {
 	case key.oversized:
-		return notReady(stalled, ReasonKeyMissing, fmt.Sprintf("the key %q of Secret %s is longer than %d bytes", keyName, secret, maxKeySize))
+		return notReady(stalled, datasettev1alpha1.ReasonKeyMissing, fmt.Sprintf("the key %q of Secret %s is longer than %d bytes", keyName, secret, maxKeySize))
 	case key.overBudget:
-		return notReady(stalled, ReasonKeyMissing, overBudgetMessage(keyName, fmt.Sprintf("%q", secret.Name)))
+		return notReady(stalled, datasettev1alpha1.ReasonKeyMissing, overBudgetMessage(keyName, fmt.Sprintf("%q", secret.Name)))
 	case key.unreadable:
-		return notReady(stalled, ReasonSecretNotFound, fmt.Sprintf("the operator may not read Secret %s (%s)", secret, unreadableWhy))
+		return notReady(stalled, datasettev1alpha1.ReasonSecretNotFound, fmt.Sprintf("the operator may not read Secret %s (%s)", secret, unreadableWhy))
 	case !key.secretFound:
-		return notReady(waiting, ReasonSecretNotFound, fmt.Sprintf("Secret %s not found", secret))
+		return notReady(waiting, datasettev1alpha1.ReasonSecretNotFound, fmt.Sprintf("Secret %s not found", secret))
 	case key.minter == nil:
-		return notReady(stalled, ReasonKeyMissing, fmt.Sprintf("Secret %s has no key %q, or it is empty", secret, keyName))
+		return notReady(stalled, datasettev1alpha1.ReasonKeyMissing, fmt.Sprintf("Secret %s has no key %q, or it is empty", secret, keyName))
 	}
-	return ready(ReasonSignerReady, fmt.Sprintf("Secret %s holds the signing key", secret))
+	return ready(datasettev1alpha1.ReasonSignerReady, fmt.Sprintf("Secret %s holds the signing key", secret))
 }
 
 // signersNamingSecret maps a Secret to the signers of this kind whose key it holds.

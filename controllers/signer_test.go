@@ -228,7 +228,7 @@ func TestClusterSignerAcrossNamespaces(t *testing.T) {
 	tok := signedToken(allowed, "reports", "ci-reports", signer.Name)
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	got := waitReason(t, key, ReasonIssued)
+	got := waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	token := tokenOf(t, key)
 	v := verify(t, token, "platform-key")
 	if v.Duration != 72*3600 {
@@ -246,8 +246,8 @@ func TestClusterSignerAcrossNamespaces(t *testing.T) {
 	outsider := signedToken(other, "reports", "ci-reports", signer.Name)
 	create(t, outsider)
 	outsiderKey := client.ObjectKeyFromObject(outsider)
-	got = waitReason(t, outsiderKey, ReasonNamespaceNotAllowed)
-	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) || meta.IsStatusConditionTrue(got.Status.Conditions, ConditionReconciling) {
+	got = waitReason(t, outsiderKey, datasettev1alpha1.ReasonNamespaceNotAllowed)
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionStalled) || meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionReconciling) {
 		t.Errorf("NamespaceNotAllowed needs a person: want Stalled only, got %+v", got.Status.Conditions)
 	}
 	requireNoSecret(t, other, "reports")
@@ -255,19 +255,19 @@ func TestClusterSignerAcrossNamespaces(t *testing.T) {
 	// Labelling the namespace lets it in within seconds.
 	start := time.Now()
 	labelTeamData(t, other)
-	waitReason(t, outsiderKey, ReasonIssued)
+	waitReason(t, outsiderKey, datasettev1alpha1.ReasonIssued)
 	t.Logf("Ready %s after the namespace was labelled", time.Since(start).Round(time.Millisecond))
 	verify(t, tokenOf(t, outsiderKey), "platform-key")
 
 	// A denied actor: PolicyViolation naming the rule, nothing written.
 	rootTok := signedToken(allowed, "root", "root", signer.Name)
 	create(t, rootTok)
-	got = waitReason(t, client.ObjectKeyFromObject(rootTok), ReasonPolicyViolation)
-	c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
+	got = waitReason(t, client.ObjectKeyFromObject(rootTok), datasettev1alpha1.ReasonPolicyViolation)
+	c := meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReady)
 	if want := fmt.Sprintf("actor \"root\" is denied by ClusterDatasetteSigner %q", signer.Name); !strings.Contains(c.Message, want) {
 		t.Errorf("message %q does not say %q", c.Message, want)
 	}
-	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionStalled) {
 		t.Errorf("PolicyViolation needs a person: want Stalled, got %+v", got.Status.Conditions)
 	}
 	requireNoSecret(t, allowed, "root")
@@ -285,8 +285,8 @@ func TestSignerPolicyChange(t *testing.T) {
 	bystander := signedToken(ns, "reports", "ci-reports", signer.Name)
 	create(t, bystander)
 	key := client.ObjectKeyFromObject(tok)
-	before := waitReason(t, key, ReasonIssued)
-	waitReason(t, client.ObjectKeyFromObject(bystander), ReasonIssued)
+	before := waitReason(t, key, datasettev1alpha1.ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(bystander), datasettev1alpha1.ReasonIssued)
 	token := tokenOf(t, key)
 	bystanderToken := tokenOf(t, client.ObjectKeyFromObject(bystander))
 
@@ -295,11 +295,11 @@ func TestSignerPolicyChange(t *testing.T) {
 	NewWithT(t).Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(signer), &cur)).To(Succeed())
 	cur.Spec.Policy.Actors.Denied = append(cur.Spec.Policy.Actors.Denied, "ci-etl")
 	NewWithT(t).Expect(k8sClient.Update(ctx, &cur)).To(Succeed())
-	got := waitReason(t, key, ReasonPolicyViolation)
-	if c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady); !strings.Contains(c.Message, `actor "ci-etl" is denied`) {
+	got := waitReason(t, key, datasettev1alpha1.ReasonPolicyViolation)
+	if c := meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReady); !strings.Contains(c.Message, `actor "ci-etl" is denied`) {
 		t.Errorf("message %q does not name the rule and the actor", c.Message)
 	}
-	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionStalled) {
 		t.Errorf("want Stalled, got %+v", got.Status.Conditions)
 	}
 	if tokenOf(t, key) != token {
@@ -310,7 +310,7 @@ func TestSignerPolicyChange(t *testing.T) {
 	}
 	// The other token, still within the policy, is untouched.
 	time.Sleep(time.Second)
-	if readyOf(t, client.ObjectKeyFromObject(bystander)) != ReasonIssued || tokenOf(t, client.ObjectKeyFromObject(bystander)) != bystanderToken {
+	if readyOf(t, client.ObjectKeyFromObject(bystander)) != datasettev1alpha1.ReasonIssued || tokenOf(t, client.ObjectKeyFromObject(bystander)) != bystanderToken {
 		t.Errorf("a token within the tightened policy was disturbed")
 	}
 
@@ -318,8 +318,8 @@ func TestSignerPolicyChange(t *testing.T) {
 	NewWithT(t).Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(signer), &cur)).To(Succeed())
 	cur.Spec.Policy.MaxExpiresAfter = &metav1.Duration{Duration: time.Hour}
 	NewWithT(t).Expect(k8sClient.Update(ctx, &cur)).To(Succeed())
-	got = waitReason(t, client.ObjectKeyFromObject(bystander), ReasonPolicyViolation)
-	if c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady); !strings.Contains(c.Message, "expiresAfter 72h0m0s is longer than") {
+	got = waitReason(t, client.ObjectKeyFromObject(bystander), datasettev1alpha1.ReasonPolicyViolation)
+	if c := meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReady); !strings.Contains(c.Message, "expiresAfter 72h0m0s is longer than") {
 		t.Errorf("message %q does not name the lifetime rule", c.Message)
 	}
 	if tokenOf(t, client.ObjectKeyFromObject(bystander)) != bystanderToken {
@@ -334,7 +334,7 @@ func readyOf(t *testing.T, key types.NamespacedName) string {
 	if err := k8sClient.Get(ctx, key, &tok); err != nil {
 		t.Fatal(err)
 	}
-	if c := meta.FindStatusCondition(tok.Status.Conditions, ConditionReady); c != nil {
+	if c := meta.FindStatusCondition(tok.Status.Conditions, datasettev1alpha1.ConditionReady); c != nil {
 		return c.Reason
 	}
 	return ""
@@ -363,7 +363,7 @@ func TestSignerRotationRemintsAcrossNamespaces(t *testing.T) {
 		}
 	}
 	for _, key := range keys {
-		waitReason(t, key, ReasonIssued)
+		waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	}
 	rotations := testutil.ToFloat64(tokenMints.WithLabelValues(string(mintRotation)))
 
@@ -404,7 +404,7 @@ func TestSignerRotationRemintsAcrossNamespaces(t *testing.T) {
 		return testutil.ToFloat64(tokenMints.WithLabelValues(string(mintRotation))) - rotations
 	}, eventually, poll).Should(BeNumerically("==", len(keys)), "mints_total{reason=rotation} must rise by one per token")
 	for _, key := range keys {
-		waitReason(t, key, ReasonIssued)
+		waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	}
 	// Told once, on the ClusterDatasetteSigner (its events live in "default"), never per token.
 	NewWithT(t).Eventually(func() int {
@@ -427,12 +427,12 @@ func TestSignerDeletionAndRecreation(t *testing.T) {
 	tok := signedToken(ns, "etl", "ci-etl", signer.Name)
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	token := tokenOf(t, key)
 
 	deleteClusterSigner(t, signer.Name)
-	got := waitReason(t, key, ReasonSignerNotFound)
-	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionReconciling) || meta.FindStatusCondition(got.Status.Conditions, ConditionStalled) != nil {
+	got := waitReason(t, key, datasettev1alpha1.ReasonSignerNotFound)
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionReconciling) || meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionStalled) != nil {
 		t.Errorf("a missing signer may come back: want Reconciling and no Stalled, got %+v", got.Status.Conditions)
 	}
 	if tokenOf(t, key) != token {
@@ -442,8 +442,8 @@ func TestSignerDeletionAndRecreation(t *testing.T) {
 	// Recreated under the same name (and the same key): Ready again, the token kept.
 	recreated := &datasettev1alpha1.ClusterDatasetteSigner{ObjectMeta: metav1.ObjectMeta{Name: signer.Name}, Spec: signer.Spec}
 	create(t, recreated)
-	got = waitReason(t, key, ReasonIssued)
-	if meta.IsStatusConditionTrue(got.Status.Conditions, ConditionReconciling) || meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
+	got = waitReason(t, key, datasettev1alpha1.ReasonIssued)
+	if meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionReconciling) || meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionStalled) {
 		t.Errorf("conditions left after recovery: %+v", got.Status.Conditions)
 	}
 	verify(t, tokenOf(t, key), "platform-key")
@@ -463,7 +463,7 @@ func TestSwitchFromSigningSecretToSigner(t *testing.T) {
 	tok := newToken(ns, "switching", "bot")
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	first := waitReason(t, key, ReasonIssued)
+	first := waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	verify(t, tokenOf(t, key), "local-key")
 
 	var cur datasettev1alpha1.DatasetteToken
@@ -473,7 +473,7 @@ func TestSwitchFromSigningSecretToSigner(t *testing.T) {
 	NewWithT(t).Expect(k8sClient.Update(ctx, &cur)).To(Succeed())
 	NewWithT(t).Eventually(func(g Gomega) {
 		c := readyCondition(g, key)
-		g.Expect(c.Reason).To(Equal(ReasonIssued))
+		g.Expect(c.Reason).To(Equal(datasettev1alpha1.ReasonIssued))
 		_, err := dstoken.NewVerifier([]byte("signer-key")).Verify(tokenOf(t, key), dstoken.VerifyOptions{Now: time.Now()})
 		g.Expect(err).NotTo(HaveOccurred())
 	}, eventually, poll).Should(Succeed())
@@ -501,7 +501,7 @@ func TestSignerStatus(t *testing.T) {
 		NewWithT(t).Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, key, &s)).To(Succeed())
 			g.Expect(s.Status.ObservedGeneration).To(Equal(s.Generation))
-			c := meta.FindStatusCondition(s.Status.Conditions, ConditionReady)
+			c := meta.FindStatusCondition(s.Status.Conditions, datasettev1alpha1.ConditionReady)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(status))
 			g.Expect(c.Reason).To(Equal(reason))
@@ -515,38 +515,38 @@ func TestSignerStatus(t *testing.T) {
 	tok.Spec.SignerRef = &datasettev1alpha1.SignerReference{Kind: datasettev1alpha1.DatasetteSignerKind, Name: "instance"}
 	create(t, tok)
 
-	s := waitSigner(metav1.ConditionFalse, ReasonSecretNotFound)
-	if !meta.IsStatusConditionTrue(s.Status.Conditions, ConditionReconciling) || meta.FindStatusCondition(s.Status.Conditions, ConditionStalled) != nil {
+	s := waitSigner(metav1.ConditionFalse, datasettev1alpha1.ReasonSecretNotFound)
+	if !meta.IsStatusConditionTrue(s.Status.Conditions, datasettev1alpha1.ConditionReconciling) || meta.FindStatusCondition(s.Status.Conditions, datasettev1alpha1.ConditionStalled) != nil {
 		t.Errorf("a missing Secret may come: want Reconciling, no Stalled, got %+v", s.Status.Conditions)
 	}
-	got := waitReason(t, client.ObjectKeyFromObject(tok), ReasonSignerNotReady)
-	if !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionReconciling) {
+	got := waitReason(t, client.ObjectKeyFromObject(tok), datasettev1alpha1.ReasonSignerNotReady)
+	if !meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionReconciling) {
 		t.Errorf("token waiting for its signer's Secret: want Reconciling, got %+v", got.Status.Conditions)
 	}
 
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "instance-secret"}, Data: map[string][]byte{"OTHER": []byte("x")}}
 	create(t, secret)
-	s = waitSigner(metav1.ConditionFalse, ReasonKeyMissing)
-	if !meta.IsStatusConditionTrue(s.Status.Conditions, ConditionStalled) || meta.FindStatusCondition(s.Status.Conditions, ConditionReconciling) != nil {
+	s = waitSigner(metav1.ConditionFalse, datasettev1alpha1.ReasonKeyMissing)
+	if !meta.IsStatusConditionTrue(s.Status.Conditions, datasettev1alpha1.ConditionStalled) || meta.FindStatusCondition(s.Status.Conditions, datasettev1alpha1.ConditionReconciling) != nil {
 		t.Errorf("a missing key needs a person: want Stalled, no Reconciling, got %+v", s.Status.Conditions)
 	}
 
 	secret.Data = map[string][]byte{defaultSigningKey: []byte("signer-key")}
 	NewWithT(t).Expect(k8sClient.Update(ctx, secret)).To(Succeed())
-	s = waitSigner(metav1.ConditionTrue, ReasonSignerReady)
-	if meta.FindStatusCondition(s.Status.Conditions, ConditionStalled) != nil || meta.FindStatusCondition(s.Status.Conditions, ConditionReconciling) != nil {
+	s = waitSigner(metav1.ConditionTrue, datasettev1alpha1.ReasonSignerReady)
+	if meta.FindStatusCondition(s.Status.Conditions, datasettev1alpha1.ConditionStalled) != nil || meta.FindStatusCondition(s.Status.Conditions, datasettev1alpha1.ConditionReconciling) != nil {
 		t.Errorf("conditions left on a Ready signer: %+v", s.Status.Conditions)
 	}
 	if s.Status.ObservedGeneration != s.Generation || s.Generation == 0 {
 		t.Errorf("observedGeneration %d, generation %d", s.Status.ObservedGeneration, s.Generation)
 	}
-	waitReason(t, client.ObjectKeyFromObject(tok), ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(tok), datasettev1alpha1.ReasonIssued)
 	verify(t, tokenOf(t, client.ObjectKeyFromObject(tok)), "signer-key")
 
 	// A spec change is observed.
 	s.Spec.MaxSignedTokensTTL = &metav1.Duration{Duration: time.Hour}
 	NewWithT(t).Expect(k8sClient.Update(ctx, s)).To(Succeed())
-	s = waitSigner(metav1.ConditionTrue, ReasonSignerReady)
+	s = waitSigner(metav1.ConditionTrue, datasettev1alpha1.ReasonSignerReady)
 	if s.Generation < 2 {
 		t.Errorf("generation %d after a spec change", s.Generation)
 	}
@@ -604,13 +604,13 @@ func TestIssueSignerYAMLApplies(t *testing.T) {
 	tok := signedToken(ns, "report", "report-bot", signer.Name)
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	pythonVerify(t, pythonCheck{Token: tokenOf(t, key), Key: "issue-example-key", MaxTTL: 24 * 3600})
 
 	denied := signedToken(ns, "root", "root", signer.Name)
 	create(t, denied)
-	got := waitReason(t, client.ObjectKeyFromObject(denied), ReasonPolicyViolation)
-	if c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady); !strings.Contains(c.Message, `actor "root" is denied by ClusterDatasetteSigner "issue-example"`) {
+	got := waitReason(t, client.ObjectKeyFromObject(denied), datasettev1alpha1.ReasonPolicyViolation)
+	if c := meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReady); !strings.Contains(c.Message, `actor "root" is denied by ClusterDatasetteSigner "issue-example"`) {
 		t.Errorf("message %q", c.Message)
 	}
 	requireNoSecret(t, ns, "root")

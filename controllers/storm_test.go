@@ -162,9 +162,9 @@ func TestAPIErrorStorm(t *testing.T) {
 		}
 		verifier := dstoken.NewVerifier([]byte(key))
 		for _, tok := range toks.Items {
-			c := meta.FindStatusCondition(tok.Status.Conditions, ConditionReady)
+			c := meta.FindStatusCondition(tok.Status.Conditions, datasettev1alpha1.ConditionReady)
 			g.Expect(c).NotTo(BeNil(), tok.Name)
-			g.Expect(c.Reason).To(Equal(ReasonIssued), tok.Name)
+			g.Expect(c.Reason).To(Equal(datasettev1alpha1.ReasonIssued), tok.Name)
 			g.Expect(tok.Status.ObservedGeneration).To(Equal(tok.Generation), tok.Name)
 			s := byName[tok.Name]
 			g.Expect(s).NotTo(BeNil(), tok.Name)

@@ -31,18 +31,6 @@ import (
 // Tenancy: what keeps one tenant from walking around a signer's policy, from writing faster
 // than the renewal floor, and from restarting workloads in a storm.
 
-// Reasons added for tenancy.
-const (
-	// ReasonRenewalTooFrequent: the spec would renew the token more often than the renewal floor.
-	ReasonRenewalTooFrequent = "RenewalTooFrequent"
-	// ReasonInvalidPolicy: a signer's policy holds a malformed actor pattern, or actor patterns
-	// longer together than the CRD allows (signer's Ready).
-	ReasonInvalidPolicy = "InvalidPolicy"
-	// ReasonRestartDeferred: the rollout restart targets were restarted less than the renewal
-	// floor ago; the restart for the current token comes at the end of that interval.
-	ReasonRestartDeferred = "RestartDeferred"
-)
-
 // policyInvalid says what makes p's actor patterns unusable, or returns "": one is malformed,
 // or together they are longer than the CRD allows (a signer admitted by an older CRD).
 func policyInvalid(p *datasettev1alpha1.SigningPolicy) string {
@@ -160,7 +148,7 @@ func holdRepair(in *gathered, p *plan, kept dstoken.Comparison, now time.Time) b
 	p.mint, p.claims, p.dates, p.token = noMint, claims, dates, token
 	p.restart = restartPending(tok, noMint, issued.Unix())
 	p.revocationRemove = in.signing.settings.RevocationPolicy == datasettev1alpha1.RevocationPolicyRemove
-	p.readiness = ready(ReasonIssued, fmt.Sprintf("Secret %q holds a token for actor %q", in.want.secretName, in.want.claims.Actor))
+	p.readiness = ready(datasettev1alpha1.ReasonIssued, fmt.Sprintf("Secret %q holds a token for actor %q", in.want.secretName, in.want.claims.Actor))
 	p.requeueAfter = next.Sub(now)
 	if !dates.expiresAt.IsZero() {
 		p.requeueAfter = min(p.requeueAfter, untilAfter(now, dates.expiresAt))
@@ -205,11 +193,11 @@ func revocationDue(in *gathered, r readiness) bool {
 		return false
 	}
 	switch r.reason {
-	case ReasonSignerNotFound:
+	case datasettev1alpha1.ReasonSignerNotFound:
 		return in.secret.Annotations[annotationRevocation] == string(datasettev1alpha1.RevocationPolicyRemove)
-	case ReasonPolicyViolation, ReasonNamespaceNotAllowed:
+	case datasettev1alpha1.ReasonPolicyViolation, datasettev1alpha1.ReasonNamespaceNotAllowed:
 		return s.settings.RevocationPolicy == datasettev1alpha1.RevocationPolicyRemove
-	case ReasonSignerNotReady:
+	case datasettev1alpha1.ReasonSignerNotReady:
 		return s.invalidPolicy != "" && s.settings.RevocationPolicy == datasettev1alpha1.RevocationPolicyRemove
 	}
 	return false
@@ -288,7 +276,8 @@ func (g *restartGate) restarted(ns string, targets []datasettev1alpha1.RolloutRe
 // deferRestart records that the restart for the token issued at issuedAt waits until at.
 func deferRestart(tok *datasettev1alpha1.DatasetteToken, conditions *[]metav1.Condition, issuedAt, at time.Time) {
 	meta.SetStatusCondition(conditions, metav1.Condition{
-		Type: ConditionRestartTargetsReady, Status: metav1.ConditionFalse, Reason: ReasonRestartDeferred, ObservedGeneration: tok.Generation,
+		Type: datasettev1alpha1.ConditionRestartTargetsReady, Status: metav1.ConditionFalse, Reason: datasettev1alpha1.ReasonRestartDeferred,
+		ObservedGeneration: tok.Generation,
 		Message: fmt.Sprintf("the token issued at %s reaches the rollout restart targets at %s: each is restarted at most once per renewal floor",
 			issuedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339)),
 	})

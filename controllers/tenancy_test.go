@@ -124,74 +124,74 @@ func TestDecideTenancy(t *testing.T) {
 		keeps  bool          // the token and the status stay as they are
 	}{
 		{name: "renewal within the floor is refused", token: "-", gather: func(in *gathered) { in.floor = time.Hour },
-			reason: ReasonRenewalTooFrequent},
+			reason: datasettev1alpha1.ReasonRenewalTooFrequent},
 		{name: "renewal at the floor is fine", token: "-", gather: func(in *gathered) { in.floor = 40 * time.Minute },
-			mint: mintIssue, reason: ReasonIssued},
+			mint: mintIssue, reason: datasettev1alpha1.ReasonIssued},
 		{name: "a signer's maxSignedTokensTTL counts", token: "-", gather: func(in *gathered) {
 			in.floor = time.Minute
 			in.signing.settings.MaxSignedTokensTTL = &metav1.Duration{Duration: 30 * time.Second}
-		}, reason: ReasonRenewalTooFrequent},
+		}, reason: datasettev1alpha1.ReasonRenewalTooFrequent},
 		{name: "renew-now after an issue is immediate", token: current, renew: "1",
 			status: datasettev1alpha1.DatasetteTokenStatus{LastMintReason: "issue", IssuedAt: &metav1.Time{Time: f.t0}},
-			gather: func(in *gathered) { in.floor = 10 * time.Minute }, now: 5 * time.Second, mint: mintManual, reason: ReasonIssued},
+			gather: func(in *gathered) { in.floor = 10 * time.Minute }, now: 5 * time.Second, mint: mintManual, reason: datasettev1alpha1.ReasonIssued},
 		{name: "renew-now after renew-now waits for the floor", token: current, renew: "2",
 			status: datasettev1alpha1.DatasetteTokenStatus{LastMintReason: "manual", LastRenewRequest: "1", IssuedAt: &metav1.Time{Time: f.t0}},
-			gather: func(in *gathered) { in.floor = 10 * time.Minute }, now: 5 * time.Second, reason: ReasonIssued,
+			gather: func(in *gathered) { in.floor = 10 * time.Minute }, now: 5 * time.Second, reason: datasettev1alpha1.ReasonIssued,
 			wait: 10*time.Minute - 5*time.Second},
 		{name: "renew-now after renew-now past the floor", token: current, renew: "2",
 			status: datasettev1alpha1.DatasetteTokenStatus{LastMintReason: "manual", LastRenewRequest: "1", IssuedAt: &metav1.Time{Time: f.t0}},
-			gather: func(in *gathered) { in.floor = 10 * time.Minute }, now: 10 * time.Minute, mint: mintManual, reason: ReasonIssued},
+			gather: func(in *gathered) { in.floor = 10 * time.Minute }, now: 10 * time.Minute, mint: mintManual, reason: datasettev1alpha1.ReasonIssued},
 		{name: "a rotation is not delayed", token: f.token([]byte("old"), f.want.claims),
 			status: datasettev1alpha1.DatasetteTokenStatus{LastMintReason: "manual", IssuedAt: &metav1.Time{Time: f.t0}},
 			gather: func(in *gathered) {
 				in.floor = 10 * time.Minute
 				in.signing.key.minter = dstoken.NewMinter(f.key, []byte("old"))
-			}, now: time.Second, mint: mintRotation, reason: ReasonIssued},
+			}, now: time.Second, mint: mintRotation, reason: datasettev1alpha1.ReasonIssued},
 		{name: "a token its signer's key no longer verifies is kept until the floor", token: f.token([]byte("other-key"), f.want.claims),
 			status: datasettev1alpha1.DatasetteTokenStatus{ObservedGeneration: 1, LastMintReason: "issue", IssuedAt: &metav1.Time{Time: f.t0}},
 			gather: func(in *gathered) { viaSigner(nil, "")(in); in.floor = 10 * time.Minute }, now: time.Minute,
-			reason: ReasonIssued, wait: 9 * time.Minute, keeps: true},
+			reason: datasettev1alpha1.ReasonIssued, wait: 9 * time.Minute, keeps: true},
 		{name: "and is re-minted at the floor's end", token: f.token([]byte("other-key"), f.want.claims),
 			status: datasettev1alpha1.DatasetteTokenStatus{ObservedGeneration: 1, LastMintReason: "issue", IssuedAt: &metav1.Time{Time: f.t0}},
 			gather: func(in *gathered) { viaSigner(nil, "")(in); in.floor = 10 * time.Minute }, now: 10 * time.Minute,
-			mint: mintRepair, reason: ReasonIssued},
+			mint: mintRepair, reason: datasettev1alpha1.ReasonIssued},
 		{name: "a token the operator did not write is repaired at once", token: f.token([]byte("other-key"), dstoken.Claims{Actor: "bot"}),
 			status: datasettev1alpha1.DatasetteTokenStatus{ObservedGeneration: 1, LastMintReason: "issue", IssuedAt: &metav1.Time{Time: f.t0.Add(-time.Second)}},
 			gather: func(in *gathered) { viaSigner(nil, "")(in); in.floor = 10 * time.Minute }, now: time.Minute,
-			mint: mintRepair, reason: ReasonIssued},
+			mint: mintRepair, reason: datasettev1alpha1.ReasonIssued},
 		{name: "a Secret that is gone is repaired at once", token: "-",
 			status: datasettev1alpha1.DatasetteTokenStatus{ObservedGeneration: 1, LastMintReason: "issue", IssuedAt: &metav1.Time{Time: f.t0}},
 			gather: func(in *gathered) { viaSigner(nil, "")(in); in.floor = 10 * time.Minute }, now: time.Minute,
-			mint: mintRepair, reason: ReasonIssued},
+			mint: mintRepair, reason: datasettev1alpha1.ReasonIssued},
 		{name: "an unverified token of a signing Secret is repaired at once", token: f.token([]byte("other-key"), f.want.claims),
 			status: datasettev1alpha1.DatasetteTokenStatus{ObservedGeneration: 1, LastMintReason: "issue", IssuedAt: &metav1.Time{Time: f.t0}},
-			gather: func(in *gathered) { in.floor = 10 * time.Minute }, now: time.Minute, mint: mintRepair, reason: ReasonIssued},
-		{name: "Keep leaves the token", token: current, gather: viaSigner(denyBot, ""), reason: ReasonPolicyViolation},
+			gather: func(in *gathered) { in.floor = 10 * time.Minute }, now: time.Minute, mint: mintRepair, reason: datasettev1alpha1.ReasonIssued},
+		{name: "Keep leaves the token", token: current, gather: viaSigner(denyBot, ""), reason: datasettev1alpha1.ReasonPolicyViolation},
 		{name: "Remove revokes on a policy violation", token: current, gather: viaSigner(denyBot, datasettev1alpha1.RevocationPolicyRemove),
-			reason: ReasonPolicyViolation, revoke: true},
+			reason: datasettev1alpha1.ReasonPolicyViolation, revoke: true},
 		{name: "Remove revokes when the namespace is no longer selected", token: current, gather: func(in *gathered) {
 			viaSigner(nil, datasettev1alpha1.RevocationPolicyRemove)(in)
 			in.signing.namespaceAllowed = false
-		}, reason: ReasonNamespaceNotAllowed, revoke: true},
+		}, reason: datasettev1alpha1.ReasonNamespaceNotAllowed, revoke: true},
 		{name: "Remove recorded on the Secret revokes once the signer is gone", token: current, gather: func(in *gathered) {
 			in.signing = signingFacts{viaSigner: true}
 			in.secret.Annotations = map[string]string{annotationRevocation: "Remove"}
-		}, reason: ReasonSignerNotFound, revoke: true},
+		}, reason: datasettev1alpha1.ReasonSignerNotFound, revoke: true},
 		{name: "a signer gone without Remove keeps it", token: current, gather: func(in *gathered) { in.signing = signingFacts{viaSigner: true} },
-			reason: ReasonSignerNotFound},
+			reason: datasettev1alpha1.ReasonSignerNotFound},
 		{name: "a refused signingSecretRef is a policy violation", token: "-", gather: func(in *gathered) { in.signing.refusedRef = "use the signer" },
-			reason: ReasonPolicyViolation},
+			reason: datasettev1alpha1.ReasonPolicyViolation},
 		{name: "a malformed policy mints nothing", token: "-", gather: func(in *gathered) {
 			viaSigner(nil, "")(in)
 			in.signing.invalidPolicy = "bad"
-		}, reason: ReasonSignerNotReady},
+		}, reason: datasettev1alpha1.ReasonSignerNotReady},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f.tok = f.tok.DeepCopy()
 			f.tok.Annotations, f.tok.Status = nil, tt.status
 			if tt.renew != "" {
-				f.tok.Annotations = map[string]string{annotationRenewRequestedAt: tt.renew}
+				f.tok.Annotations = map[string]string{datasettev1alpha1.AnnotationRenewRequestedAt: tt.renew}
 			}
 			in := f.gathered(tt.token, f.minter)
 			if tt.gather != nil {
@@ -208,7 +208,7 @@ func TestDecideTenancy(t *testing.T) {
 			} else if tt.wait != 0 && !tt.keeps && (p.requeueAfter != tt.wait || !strings.Contains(p.readiness.message, "until")) {
 				t.Errorf("requeueAfter %s, message %q; want %s and the time it waits until", p.requeueAfter, p.readiness.message, tt.wait)
 			}
-			if tt.reason == ReasonRenewalTooFrequent && (p.token != "" || p.readiness.severity != stalled || !strings.Contains(p.readiness.message, "floor")) {
+			if tt.reason == datasettev1alpha1.ReasonRenewalTooFrequent && (p.token != "" || p.readiness.severity != stalled || !strings.Contains(p.readiness.message, "floor")) {
 				t.Errorf("RenewalTooFrequent must be stalled, write nothing and name the floor: %+v", p.readiness)
 			}
 		})
@@ -331,8 +331,8 @@ func TestRestartTargetNameRefusedIsReported(t *testing.T) {
 	if err := r.restartTargets(t.Context(), tok, time.Unix(1_700_000_000, 0), &conditions); err != nil {
 		t.Fatalf("restartTargets = %v; want the refusal reported, not retried", err)
 	}
-	c := meta.FindStatusCondition(conditions, ConditionRestartTargetsReady)
-	if c == nil || c.Reason != ReasonTargetRejected || !strings.Contains(c.Message, `"a/b"`) {
+	c := meta.FindStatusCondition(conditions, datasettev1alpha1.ConditionRestartTargetsReady)
+	if c == nil || c.Reason != datasettev1alpha1.ReasonTargetRejected || !strings.Contains(c.Message, `"a/b"`) {
 		t.Errorf("RestartTargetsReady = %+v; want TargetRejected naming a/b", c)
 	}
 }
@@ -342,7 +342,7 @@ func TestRestartTargetNameRefusedIsReported(t *testing.T) {
 func TestSignerWithMalformedPatternIsInvalidPolicy(t *testing.T) {
 	ready := signerReadyUnder(t, &datasettev1alpha1.SigningPolicy{
 		Actors: &datasettev1alpha1.ActorPolicy{Denied: []datasettev1alpha1.ActorPattern{"[root"}}})
-	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != ReasonInvalidPolicy || !strings.Contains(ready.Message, `"[root"`) {
+	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != datasettev1alpha1.ReasonInvalidPolicy || !strings.Contains(ready.Message, `"[root"`) {
 		t.Errorf("Ready = %+v; want False, InvalidPolicy, naming the pattern", ready)
 	}
 }
@@ -364,7 +364,7 @@ func signerReadyUnder(t *testing.T, policy *datasettev1alpha1.SigningPolicy) *me
 	if err := c.Get(t.Context(), client.ObjectKeyFromObject(signer), &got); err != nil {
 		t.Fatal(err)
 	}
-	return meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
+	return meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReady)
 }
 
 // TestSignerRestartTargetNameRefusedIsReported: a signer's rollout restart target whose name
@@ -385,8 +385,8 @@ func TestSignerRestartTargetNameRefusedIsReported(t *testing.T) {
 	if _, err := r.restartInstance(t.Context(), signer, key, 0, &next); err != nil {
 		t.Fatalf("restartInstance = %v; want the refusal reported, not retried", err)
 	}
-	cond := meta.FindStatusCondition(next.Conditions, ConditionRestartTargetsReady)
-	if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != ReasonTargetRejected || !strings.Contains(cond.Message, `"a/b"`) ||
+	cond := meta.FindStatusCondition(next.Conditions, datasettev1alpha1.ConditionRestartTargetsReady)
+	if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != datasettev1alpha1.ReasonTargetRejected || !strings.Contains(cond.Message, `"a/b"`) ||
 		cond.ObservedGeneration != 3 {
 		t.Errorf("RestartTargetsReady = %+v; want False, TargetRejected naming a/b", cond)
 	}

@@ -37,7 +37,7 @@ func withKeyCaps(perSecret, total int64) managerOption {
 
 func readyMessage(t *testing.T, key types.NamespacedName) string {
 	t.Helper()
-	return meta.FindStatusCondition(getToken(t, key).Status.Conditions, ConditionReady).Message
+	return meta.FindStatusCondition(getToken(t, key).Status.Conditions, datasettev1alpha1.ConditionReady).Message
 }
 
 func TestTenantCannotWalkAroundASigner(t *testing.T) {
@@ -50,7 +50,7 @@ func TestTenantCannotWalkAroundASigner(t *testing.T) {
 	direct := newToken(ns, "direct", "root")
 	create(t, direct)
 	key := client.ObjectKeyFromObject(direct)
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 
 	// A DatasetteSigner names the Secret: the direct reference is refused from then on, naming the signer.
 	signer := &datasettev1alpha1.DatasetteSigner{
@@ -60,23 +60,23 @@ func TestTenantCannotWalkAroundASigner(t *testing.T) {
 				Actors: &datasettev1alpha1.ActorPolicy{Denied: []datasettev1alpha1.ActorPattern{"root"}}}}},
 	}
 	create(t, signer)
-	waitReason(t, key, ReasonPolicyViolation)
+	waitReason(t, key, datasettev1alpha1.ReasonPolicyViolation)
 	if msg := readyMessage(t, key); !strings.Contains(msg, `DatasetteSigner "guarded"`) {
 		t.Errorf("message %q does not name the signer to use", msg)
 	}
-	waitWarning(t, ns, "direct", ReasonPolicyViolation)
+	waitWarning(t, ns, "direct", datasettev1alpha1.ReasonPolicyViolation)
 
 	// A new token through signingSecretRef mints nothing.
 	late := newToken(ns, "late", "root")
 	create(t, late)
-	waitReason(t, client.ObjectKeyFromObject(late), ReasonPolicyViolation)
+	waitReason(t, client.ObjectKeyFromObject(late), datasettev1alpha1.ReasonPolicyViolation)
 	requireNoSecret(t, ns, "late")
 
 	// The signer gone, the Secret is again the tenant's own.
 	if err := k8sClient.Delete(ctx, signer); err != nil {
 		t.Fatal(err)
 	}
-	waitReason(t, client.ObjectKeyFromObject(late), ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(late), datasettev1alpha1.ReasonIssued)
 }
 
 func TestTenantSigningSecretRefDisallowed(t *testing.T) {
@@ -86,7 +86,7 @@ func TestTenantSigningSecretRefDisallowed(t *testing.T) {
 	startManager(t, ns, func(_ *ctrl.Options, r *DatasetteTokenReconciler) { r.DenySigningSecretRef = true })
 	tok := newToken(ns, "direct", "bot")
 	create(t, tok)
-	waitReason(t, client.ObjectKeyFromObject(tok), ReasonPolicyViolation)
+	waitReason(t, client.ObjectKeyFromObject(tok), datasettev1alpha1.ReasonPolicyViolation)
 	if msg := readyMessage(t, client.ObjectKeyFromObject(tok)); !strings.Contains(msg, "--allow-signing-secret-ref=false") {
 		t.Errorf("message %q does not say why", msg)
 	}
@@ -127,13 +127,13 @@ func TestTenantRenewalFloor(t *testing.T) {
 			tok.Spec.RenewBefore = &metav1.Duration{Duration: spec[1]}
 		}
 		create(t, tok)
-		got := waitReason(t, client.ObjectKeyFromObject(tok), ReasonRenewalTooFrequent)
-		c := meta.FindStatusCondition(got.Status.Conditions, ConditionReady)
-		if !strings.Contains(c.Message, "1m0s") || !meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled) {
-			t.Errorf("%s: %q (Stalled %v); want Stalled and the floor named", name, c.Message, meta.IsStatusConditionTrue(got.Status.Conditions, ConditionStalled))
+		got := waitReason(t, client.ObjectKeyFromObject(tok), datasettev1alpha1.ReasonRenewalTooFrequent)
+		c := meta.FindStatusCondition(got.Status.Conditions, datasettev1alpha1.ConditionReady)
+		if !strings.Contains(c.Message, "1m0s") || !meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionStalled) {
+			t.Errorf("%s: %q (Stalled %v); want Stalled and the floor named", name, c.Message, meta.IsStatusConditionTrue(got.Status.Conditions, datasettev1alpha1.ConditionStalled))
 		}
 		requireNoSecret(t, ns, name)
-		waitWarning(t, ns, name, ReasonRenewalTooFrequent)
+		waitWarning(t, ns, name, datasettev1alpha1.ReasonRenewalTooFrequent)
 	}
 
 	// Renew-now: the first request is immediate, the next ones wait for the floor; the two
@@ -144,7 +144,7 @@ func TestTenantRenewalFloor(t *testing.T) {
 	objs := workloads(t, ns, "app")[:2]
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	first := waitReason(t, key, ReasonIssued).Status.IssuedAt.Time
+	first := waitReason(t, key, datasettev1alpha1.ReasonIssued).Status.IssuedAt.Time
 	nextSecond(first)
 	mark := m.requests.mark()
 	stop := time.Now().Add(3 * time.Second)
@@ -183,7 +183,7 @@ func TestTenantKeyCacheHoldsOnlyKeysInUse(t *testing.T) {
 	tok.Spec.SigningSecretRef.Key = "k000"
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	for i := 1; i < names; i++ {
 		cur := getToken(t, key)
 		cur.Spec.SigningSecretRef.Key = fmt.Sprintf("k%03d", i)
@@ -191,7 +191,7 @@ func TestTenantKeyCacheHoldsOnlyKeysInUse(t *testing.T) {
 			t.Fatal(err)
 		}
 		NewWithT(t).Eventually(func(g Gomega) {
-			g.Expect(readyCondition(g, key).Reason).To(Equal(ReasonIssued))
+			g.Expect(readyCondition(g, key).Reason).To(Equal(datasettev1alpha1.ReasonIssued))
 		}, eventually, 20*time.Millisecond).Should(Succeed())
 	}
 	held, heldNames := m.reconciler.keys.heldBytes()
@@ -207,9 +207,9 @@ func TestTenantKeyCacheHoldsOnlyKeysInUse(t *testing.T) {
 	a, b := newToken(ns2, "a", "bot"), newToken(ns2, "b", "bot")
 	a.Spec.SigningSecretRef.Key, b.Spec.SigningSecretRef.Key = "k001", "k002"
 	create(t, a)
-	waitReason(t, client.ObjectKeyFromObject(a), ReasonIssued)
+	waitReason(t, client.ObjectKeyFromObject(a), datasettev1alpha1.ReasonIssued)
 	create(t, b)
-	waitReason(t, client.ObjectKeyFromObject(b), ReasonSigningKeyMissing)
+	waitReason(t, client.ObjectKeyFromObject(b), datasettev1alpha1.ReasonSigningKeyMissing)
 	if msg := readyMessage(t, client.ObjectKeyFromObject(b)); !strings.Contains(msg, "--key-cache-secret-bytes") {
 		t.Errorf("message %q does not name the cap", msg)
 	}
@@ -226,14 +226,14 @@ func TestTenantRevocationPolicy(t *testing.T) {
 	tok := signedToken(ns, "cross", "ci-1", cs.Name)
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	waitReason(t, key, ReasonIssued)
+	waitReason(t, key, datasettev1alpha1.ReasonIssued)
 
 	// The namespace loses the selector's label: the token is removed, with an event.
 	var n corev1.Namespace
 	NewWithT(t).Expect(k8sClient.Get(ctx, types.NamespacedName{Name: ns}, &n)).To(Succeed())
 	delete(n.Labels, "team")
 	NewWithT(t).Expect(k8sClient.Update(ctx, &n)).To(Succeed())
-	waitReason(t, key, ReasonNamespaceNotAllowed)
+	waitReason(t, key, datasettev1alpha1.ReasonNamespaceNotAllowed)
 	NewWithT(t).Eventually(func() bool {
 		var s corev1.Secret
 		return apierrors.IsNotFound(k8sClient.Get(ctx, key, &s))
@@ -260,9 +260,9 @@ func TestTenantRevocationPolicy(t *testing.T) {
 		local.Spec.SignerRef = &datasettev1alpha1.SignerReference{Kind: datasettev1alpha1.DatasetteSignerKind, Name: name}
 		create(t, local)
 		localKey := client.ObjectKeyFromObject(local)
-		waitReason(t, localKey, ReasonIssued)
+		waitReason(t, localKey, datasettev1alpha1.ReasonIssued)
 		NewWithT(t).Expect(k8sClient.Delete(ctx, signer)).To(Succeed())
-		waitReason(t, localKey, ReasonSignerNotFound)
+		waitReason(t, localKey, datasettev1alpha1.ReasonSignerNotFound)
 		var s corev1.Secret
 		err := k8sClient.Get(ctx, localKey, &s)
 		if policy != "" {
@@ -281,7 +281,7 @@ func TestTenantEventsAggregate(t *testing.T) {
 	tok := newToken(ns, "chatty", "bot")
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	last := waitReason(t, key, ReasonIssued).Status.IssuedAt.Time
+	last := waitReason(t, key, datasettev1alpha1.ReasonIssued).Status.IssuedAt.Time
 	mark := m.requests.mark()
 	const renewals = 4
 	for i := range renewals {
@@ -310,7 +310,7 @@ func TestTenantRestartsCoalesced(t *testing.T) {
 	tok.Spec.RolloutRestartTargets = []datasettev1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: "app"}}
 	create(t, tok)
 	key := client.ObjectKeyFromObject(tok)
-	last := waitReason(t, key, ReasonIssued).Status.IssuedAt.Time
+	last := waitReason(t, key, datasettev1alpha1.ReasonIssued).Status.IssuedAt.Time
 	setActor := func(actor string) {
 		cur := getToken(t, key)
 		cur.Spec.Actor = actor
@@ -326,8 +326,8 @@ func TestTenantRestartsCoalesced(t *testing.T) {
 	setActor("bot-3")
 	waitReissued(t, key, first.Time)
 	second := getToken(t, key)
-	c := meta.FindStatusCondition(second.Status.Conditions, ConditionRestartTargetsReady)
-	if c == nil || c.Reason != ReasonRestartDeferred {
+	c := meta.FindStatusCondition(second.Status.Conditions, datasettev1alpha1.ConditionRestartTargetsReady)
+	if c == nil || c.Reason != datasettev1alpha1.ReasonRestartDeferred {
 		t.Fatalf("RestartTargetsReady %+v; want RestartDeferred", c)
 	}
 	if got := restartedAt(t, objs)["Deployment"]; got != rfc3339(first) {
@@ -337,8 +337,8 @@ func TestTenantRestartsCoalesced(t *testing.T) {
 	NewWithT(t).Eventually(func() string { return restartedAt(t, objs)["Deployment"] }, floor+5*time.Second, poll).
 		Should(Equal(rfc3339(second.Status.IssuedAt)))
 	NewWithT(t).Eventually(func() string {
-		return meta.FindStatusCondition(getToken(t, key).Status.Conditions, ConditionRestartTargetsReady).Reason
-	}, eventually, poll).Should(Equal(ReasonRestarted))
+		return meta.FindStatusCondition(getToken(t, key).Status.Conditions, datasettev1alpha1.ConditionRestartTargetsReady).Reason
+	}, eventually, poll).Should(Equal(datasettev1alpha1.ReasonRestarted))
 }
 
 // TestKeyChurnPacedByTheFloor: a tenant who rewrites the key of its own signer's Secret twice a
@@ -369,7 +369,7 @@ func TestKeyChurnPacedByTheFloor(t *testing.T) {
 		keys[i] = client.ObjectKeyFromObject(tok)
 	}
 	for _, key := range keys {
-		waitReason(t, key, ReasonIssued)
+		waitReason(t, key, datasettev1alpha1.ReasonIssued)
 	}
 
 	mark := m.requests.mark()

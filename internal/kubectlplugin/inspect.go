@@ -180,7 +180,7 @@ func (o *InspectOptions) Run(ctx context.Context) error {
 func (o *InspectOptions) issuedSecret(ctx context.Context, t *datasettev1alpha1.DatasetteToken) (*corev1.Secret, error) {
 	if t.Status.SecretName == "" {
 		why := ""
-		if c := meta.FindStatusCondition(t.Status.Conditions, "Ready"); c != nil {
+		if c := meta.FindStatusCondition(t.Status.Conditions, datasettev1alpha1.ConditionReady); c != nil {
 			why = fmt.Sprintf(" (Ready=%s %s: %s)", c.Status, clean(c.Reason, 64), clean(c.Message, 300))
 		}
 		return nil, fmt.Errorf("DatasetteToken %s/%s has not been issued yet: its status names no Secret%s; "+

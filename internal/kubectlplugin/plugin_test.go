@@ -314,7 +314,7 @@ func TestRenewWait(t *testing.T) {
 		if err := admin.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: n}, &tok); err != nil {
 			t.Fatal(err)
 		}
-		if req := tok.Annotations[renewAnnotation]; req == "" || tok.Status.LastRenewRequest != req {
+		if req := tok.Annotations[datasettev1alpha1.AnnotationRenewRequestedAt]; req == "" || tok.Status.LastRenewRequest != req {
 			t.Errorf("%s: annotation %q, lastRenewRequest %q", n, req, tok.Status.LastRenewRequest)
 		}
 		if tokenOf(t, ns, n) == before[n] {

@@ -125,7 +125,7 @@ func (o *RenewOptions) Run(ctx context.Context) error {
 
 	// One value for the whole request, to the nanosecond: a later request always differs.
 	value := o.now().UTC().Format(time.RFC3339Nano)
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{renewAnnotation: value}}})
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{datasettev1alpha1.AnnotationRenewRequestedAt: value}}})
 	if err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func (o *RenewOptions) wait(ctx context.Context, keys []types.NamespacedName, va
 		}
 		why := "the operator has not answered"
 		if t := last[k]; t != nil {
-			if c := meta.FindStatusCondition(t.Status.Conditions, "Ready"); c != nil {
+			if c := meta.FindStatusCondition(t.Status.Conditions, datasettev1alpha1.ConditionReady); c != nil {
 				why = fmt.Sprintf("Ready=%s %s: %s", c.Status, clean(c.Reason, 64), clean(c.Message, 300))
 			}
 		}

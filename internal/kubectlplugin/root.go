@@ -18,10 +18,6 @@ import (
 	"github.com/datasette-token-operator/datasette-token-operator/internal/version"
 )
 
-// renewAnnotation asks the operator to re-mint a token; the operator records the value it
-// served in status.lastRenewRequest.
-const renewAnnotation = "datasette.io/renew-requested-at"
-
 // pageSize bounds each list request; lists are read page by page.
 const pageSize = 500
 

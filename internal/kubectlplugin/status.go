@@ -186,7 +186,7 @@ func writeTable(out io.Writer, tokens []datasettev1alpha1.DatasetteToken, withNa
 	for i := range tokens {
 		t := &tokens[i]
 		ready, reason, message := "Unknown", "-", ""
-		if c := meta.FindStatusCondition(t.Status.Conditions, "Ready"); c != nil {
+		if c := meta.FindStatusCondition(t.Status.Conditions, datasettev1alpha1.ConditionReady); c != nil {
 			ready, reason, message = string(c.Status), c.Reason, c.Message
 		}
 		row := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", clean(t.Name, 253), ready, clean(reason, 64),

@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
-	"github.com/datasette-token-operator/datasette-token-operator/controllers"
 	"github.com/datasette-token-operator/datasette-token-operator/pkg/dstoken"
 )
 
@@ -97,7 +96,7 @@ func (s *scenario) issue(ctx context.Context) error {
 		return fmt.Errorf("creating the DatasetteToken: %w", err)
 	}
 	if err := s.eventually("Ready with a token signed by the key", func() error {
-		if err := s.readyIs(ctx, s.token, metav1.ConditionTrue, controllers.ReasonIssued); err != nil {
+		if err := s.readyIs(ctx, s.token, metav1.ConditionTrue, datasettev1alpha1.ReasonIssued); err != nil {
 			return err
 		}
 		_, err := s.outputToken(ctx)
@@ -162,7 +161,7 @@ func (s *scenario) conflict(ctx context.Context) error {
 		return fmt.Errorf("creating the second DatasetteToken: %w", err)
 	}
 	if err := s.eventually("SecretConflict", func() error {
-		return s.readyIs(ctx, second, metav1.ConditionFalse, controllers.ReasonSecretConflict)
+		return s.readyIs(ctx, second, metav1.ConditionFalse, datasettev1alpha1.ReasonSecretConflict)
 	}); err != nil {
 		return err
 	}
@@ -241,7 +240,7 @@ func (s *scenario) readyIs(ctx context.Context, key types.NamespacedName, status
 	if err := admin.Get(ctx, key, &tok); err != nil {
 		return fmt.Errorf("reading DatasetteToken %s: %w", key, err)
 	}
-	c := meta.FindStatusCondition(tok.Status.Conditions, controllers.ConditionReady)
+	c := meta.FindStatusCondition(tok.Status.Conditions, datasettev1alpha1.ConditionReady)
 	switch {
 	case c == nil:
 		return fmt.Errorf("DatasetteToken %s has no Ready condition", key)
