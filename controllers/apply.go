@@ -90,15 +90,22 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 		meta.RemoveStatusCondition(&status.Conditions, datasettev1alpha1.ConditionRestartTargetsReady)
 	}
 	r.recordStatus(tok, status, in.want, p)
-	r.recordEvents(tok, p, setReadiness(&status.Conditions, tok.Generation, p.readiness))
+	readyChanged := setReadiness(&status.Conditions, tok.Generation, p.readiness)
+	newGeneration := tok.Status.ObservedGeneration != tok.Generation
 	if !equality.Semantic.DeepEqual(&tok.Status, status) {
 		before := tok.ResourceVersion
 		tok.Status = *status
 		if err := r.Status().Update(ctx, tok); err != nil {
+			// The retry tells what the status did not record, but for a mint: the Secret holds
+			// it already, so the retry mints nothing, and tells it now or never.
+			r.recordEvents(tok, p, false, false)
 			return ctrl.Result{}, fmt.Errorf("updating the status of DatasetteToken %s/%s: %w", tok.Namespace, tok.Name, err)
 		}
 		r.statusWrites.record(tok, before)
 	}
+	// Told once the status says so: a status write that lost a race (409) is retried, and the
+	// change of Ready is told then, once.
+	r.recordEvents(tok, p, readyChanged, newGeneration)
 	recordTokenMetrics(tok)
 	return scheduled(p.requeueAfter), nil
 }
@@ -125,9 +132,10 @@ func (r *DatasetteTokenReconciler) recordStatus(tok *datasettev1alpha1.Datasette
 	}
 }
 
-// recordEvents records a mint, and a change of Ready to a failure, suspension or end.
-func (r *DatasetteTokenReconciler) recordEvents(tok *datasettev1alpha1.DatasetteToken, p plan, readyChanged bool) {
-	if tok.Status.ObservedGeneration != tok.Generation {
+// recordEvents records a mint, and a change of Ready to a failure, suspension or end;
+// newGeneration says that this reconcile was the first of the token's generation.
+func (r *DatasetteTokenReconciler) recordEvents(tok *datasettev1alpha1.DatasetteToken, p plan, readyChanged, newGeneration bool) {
+	if newGeneration {
 		if note := unknownActionsNote(p.release, restrictionsFromSpec(tok.Spec.Restrictions)); note != "" {
 			r.Recorder.Eventf(tok, nil, corev1.EventTypeWarning, "UnknownAction", "Mint", "%s", truncate(note, maxNote))
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 )
 
 // recordingSink records the events it is sent, as "create NAME" or "patch NAME", and answers
@@ -204,5 +211,44 @@ func TestStoppingSendsQueuedEvents(t *testing.T) {
 	}
 	if took := time.Since(start); took > eventFlushTimeout {
 		t.Errorf("stopping took %s", took)
+	}
+}
+
+// TestStatusConflictTellsOnce: a status write that loses a race (409) is retried; the change of
+// Ready it records is told once, after the status says so (before, the event was recorded
+// before the write and again at the retry).
+func TestStatusConflictTellsOnce(t *testing.T) {
+	tok := &datasettev1alpha1.DatasetteToken{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "t", Generation: 1},
+		Spec: datasettev1alpha1.DatasetteTokenSpec{Actor: "bot",
+			SignerRef: &datasettev1alpha1.SignerReference{Kind: datasettev1alpha1.DatasetteSignerKind, Name: "missing"}}}
+	conflicts := 1
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(tok).WithStatusSubresource(tok).WithInterceptorFuncs(interceptor.Funcs{
+		SubResourceUpdate: func(ctx context.Context, cl client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+			if conflicts > 0 {
+				conflicts--
+				return apierrors.NewConflict(schema.GroupResource{Group: "datasette.io", Resource: "datasettetokens"}, obj.GetName(), errors.New("changed"))
+			}
+			return cl.SubResource(sub).Update(ctx, obj, opts...)
+		}}).Build()
+	recorder := events.NewFakeRecorder(10)
+	r := &DatasetteTokenReconciler{Client: c, Recorder: recorder}
+	p := plan{readiness: notReady(waiting, datasettev1alpha1.ReasonSignerNotFound, `DatasetteSigner "missing" not found`)}
+	for attempt := range 2 {
+		var cur datasettev1alpha1.DatasetteToken
+		if err := c.Get(t.Context(), client.ObjectKeyFromObject(tok), &cur); err != nil {
+			t.Fatal(err)
+		}
+		_, err := r.apply(t.Context(), &gathered{token: &cur}, p)
+		if (attempt == 0) != isConflict(err) {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+	}
+	close(recorder.Events)
+	var told []string
+	for e := range recorder.Events {
+		told = append(told, e)
+	}
+	if len(told) != 1 || !strings.Contains(told[0], datasettev1alpha1.ReasonSignerNotFound) {
+		t.Errorf("events %q; want SignerNotFound told once", told)
 	}
 }
