@@ -7,6 +7,7 @@ import (
 
 // leaderElection holds the leader election flags, named as cert-manager names them.
 type leaderElection struct {
+	enabled                                   bool
 	namespace                                 string
 	leaseDuration, renewDeadline, retryPeriod time.Duration
 }
@@ -14,6 +15,9 @@ type leaderElection struct {
 // bindFlags registers the flags with client-go's defaults. client-go's leader elector checks
 // them when the manager starts (lease > renew deadline > 1.2 × retry period > 0).
 func (l *leaderElection) bindFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&l.enabled, "leader-elect", false,
+		"Enable leader election for controller manager. "+
+			"Enabling this will ensure there is only one active controller manager.")
 	fs.StringVar(&l.namespace, "leader-election-namespace", "",
 		"Namespace of the leader election Lease; empty means the Pod's own namespace (required outside a Pod, e.g. make run).")
 	fs.DurationVar(&l.leaseDuration, "leader-election-lease-duration", 15*time.Second,
