@@ -33,9 +33,10 @@ const maxNote = 1024
 // event usually comes first.
 const conflictRetry = 200 * time.Millisecond
 
-// apply carries out p: the Secret first, then the Secret left under an earlier name, the
-// rollout restarts, the events and, once, the status.
-func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p plan) (ctrl.Result, error) {
+// apply carries out p, decided at now: the Secret first, then the Secret left under an earlier
+// name, the rollout restarts, once the status, and the events. It decides nothing but what the
+// API server's answers leave it (a refused write).
+func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p plan, now time.Time) (ctrl.Result, error) {
 	tok := in.token
 	if p.revoke {
 		if err := r.revoke(ctx, in, &p); err != nil {
@@ -67,12 +68,9 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 	status := tok.Status.DeepCopy()
 	restartDone := p.token != "" && !p.restart
 	if p.restart && len(tok.Spec.RolloutRestartTargets) > 0 {
-		now, issuedAt := r.Clock.Now(), time.Unix(p.claims.IssuedAt, 0)
-		if wait := r.restarts.wait(tok.Namespace, tok.Spec.RolloutRestartTargets, in.floor, now); wait > 0 {
-			deferRestart(tok, &status.Conditions, issuedAt, now.Add(wait))
-			if p.requeueAfter == 0 || wait < p.requeueAfter {
-				p.requeueAfter = wait
-			}
+		issuedAt := time.Unix(p.claims.IssuedAt, 0)
+		if !p.restartAt.IsZero() {
+			deferRestart(tok, &status.Conditions, issuedAt, p.restartAt)
 		} else {
 			if err := r.restartTargets(ctx, tok, issuedAt, &status.Conditions); err != nil {
 				return ctrl.Result{}, err

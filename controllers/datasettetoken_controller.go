@@ -129,11 +129,12 @@ func (r *DatasetteTokenReconciler) reconcile(ctx context.Context, tok *datasette
 	if err := r.keepFinalizer(ctx, tok); err != nil {
 		return ctrl.Result{}, err
 	}
-	in, err := r.gather(ctx, tok)
+	now := r.Clock.Now() // the one reading of the clock: gather, decide and apply work at it
+	in, err := r.gather(ctx, tok, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	return r.apply(ctx, in, decide(in, r.Clock.Now()))
+	return r.apply(ctx, in, decide(in, now), now)
 }
 
 // keepFinalizer adds the retain finalizer to a token whose deletionPolicy is Retain, and

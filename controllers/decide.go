@@ -27,6 +27,9 @@ type gathered struct {
 	staleSecret *corev1.Secret
 	// floor is the renewal floor: the shortest time between two renewals (zero: none).
 	floor time.Duration
+	// restartWait is how long the restart gate holds the token's rollout restart targets (zero:
+	// they may be restarted now).
+	restartWait time.Duration
 }
 
 // signingFacts are what gather found out about the token's signing key.
@@ -104,18 +107,32 @@ type plan struct {
 	revoke bool
 	// revocationRemove: the signer's revocationPolicy is Remove (recorded on the Secret).
 	revocationRemove bool
+	// restartAt is when the restart decided (restart) may be done, deferred by the restart gate
+	// (zero: now).
+	restartAt time.Time
 }
 
 // decide is the DatasetteToken controller's decision, a pure function of what was gathered and
-// the time: the Ready condition, whether and why to mint, and what the Secret must hold. A
-// newer key that the renewal floor holds back brings the token back when it takes effect.
-func decide(in *gathered, now time.Time) plan {
-	p := decideToken(in, now)
-	if held := in.signing.key.heldUntil; !held.IsZero() {
-		wait := max(held.Sub(now), time.Second)
-		if p.requeueAfter == 0 || wait < p.requeueAfter {
+// the time: what the signer's instance and release make of the token's signing settings, the
+// Ready condition, whether and why to mint, what the Secret must hold, and whether the rollout
+// restart targets are restarted now or later. A newer key that the renewal floor holds back
+// brings the token back when it takes effect, as does a deferred restart.
+func decide(gatheredIn *gathered, now time.Time) plan {
+	in := *gatheredIn // the facts stay as gathered: what follows from them is decide's
+	applyInstance(&in)
+	gatherRelease(&in)
+	p := decideToken(&in, now)
+	wake := func(at time.Time) {
+		if wait := max(at.Sub(now), time.Second); p.requeueAfter == 0 || wait < p.requeueAfter {
 			p.requeueAfter = wait
 		}
+	}
+	if held := in.signing.key.heldUntil; !held.IsZero() {
+		wake(held)
+	}
+	if p.restart && len(in.token.Spec.RolloutRestartTargets) > 0 && in.restartWait > 0 {
+		p.restartAt = now.Add(in.restartWait)
+		wake(p.restartAt)
 	}
 	return p
 }

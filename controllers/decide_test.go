@@ -547,3 +547,39 @@ func TestRenewRequestRecordBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestDecideRestartDeferral: whether the rollout restart targets are restarted now or later is
+// decide's, from the restart gate's hold that gather read: held, the restart waits until the
+// hold ends and the token comes back then; not held, or with no targets, nothing waits.
+func TestDecideRestartDeferral(t *testing.T) {
+	f := newDecideFixture(t)
+	current := f.token(f.key, f.want.claims)
+	for _, tt := range []struct {
+		name    string
+		targets bool
+		hold    time.Duration
+		wantAt  bool
+	}{
+		{name: "held: the restart waits", targets: true, hold: 30 * time.Second, wantAt: true},
+		{name: "not held: now", targets: true},
+		{name: "no targets: nothing to wait for", hold: 30 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := f.tok.DeepCopy()
+			tok.Status.IssuedAt = &metav1.Time{Time: f.t0.Add(-time.Hour)} // the targets run an older token
+			if tt.targets {
+				tok.Spec.RolloutRestartTargets = []datasettev1alpha1.RolloutRestartTarget{{Kind: "Deployment", Name: "app"}}
+			}
+			in := f.gathered(current, f.minter)
+			in.token, in.restartWait = tok, tt.hold
+			now := f.t0.Add(time.Minute)
+			p := decide(in, now)
+			if !p.restart {
+				t.Fatalf("no restart decided: %+v", p)
+			}
+			if got := !p.restartAt.IsZero(); got != tt.wantAt || tt.wantAt && (!p.restartAt.Equal(now.Add(tt.hold)) || p.requeueAfter > tt.hold) {
+				t.Errorf("restartAt %v, requeueAfter %s; want deferred %v until %v", p.restartAt, p.requeueAfter, tt.wantAt, now.Add(tt.hold))
+			}
+		})
+	}
+}

@@ -238,7 +238,7 @@ func TestStatusConflictTellsOnce(t *testing.T) {
 		if err := c.Get(t.Context(), client.ObjectKeyFromObject(tok), &cur); err != nil {
 			t.Fatal(err)
 		}
-		_, err := r.apply(t.Context(), &gathered{token: &cur}, p)
+		_, err := r.apply(t.Context(), &gathered{token: &cur}, p, time.Now())
 		if (attempt == 0) != isConflict(err) {
 			t.Fatalf("attempt %d: %v", attempt, err)
 		}

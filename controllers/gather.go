@@ -15,11 +15,12 @@ import (
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 )
 
-// gather reads what decide needs for tok: the signer or signing Secret and its key, and the
-// output Secret. Every read is served by a watch's cache, but for a signing key whose Secret
-// changed and for a Secret of that name that the operator does not cache (someone else's, or
-// its own with the label removed). Its errors are transient.
-func (r *DatasetteTokenReconciler) gather(ctx context.Context, tok *datasettev1alpha1.DatasetteToken) (*gathered, error) {
+// gather reads what decide needs for tok at now: the signer or signing Secret and its key, the
+// output Secret, and the restart gate's hold on its rollout restart targets. Every read is served
+// by a watch's cache, but for a signing key whose Secret changed and for a Secret of that name
+// that the operator does not cache (someone else's, or its own with the label removed). Its
+// errors are transient.
+func (r *DatasetteTokenReconciler) gather(ctx context.Context, tok *datasettev1alpha1.DatasetteToken, now time.Time) (*gathered, error) {
 	in := &gathered{token: tok}
 	in.want, in.specErr = desiredFromSpec(tok)
 	if in.specErr != nil {
@@ -29,9 +30,8 @@ func (r *DatasetteTokenReconciler) gather(ctx context.Context, tok *datasettev1a
 	if in.signing, err = r.gatherSigning(ctx, tok); err != nil {
 		return nil, err
 	}
-	applyInstance(in)
-	gatherRelease(in)
 	in.floor = renewalFloor(r.MinRenewalInterval, in.signing.settings)
+	in.restartWait = r.restarts.wait(tok.Namespace, tok.Spec.RolloutRestartTargets, in.floor, now)
 	key := types.NamespacedName{Namespace: tok.Namespace, Name: in.want.secretName}
 	if in.secret, err = r.outputSecret(ctx, key, tok); err != nil {
 		return nil, err
