@@ -132,7 +132,6 @@ func TestSignerSideChangesWaitForTheFloor(t *testing.T) {
 	if f.want, err = desiredFromSpec(f.tok); err != nil {
 		t.Fatal(err)
 	}
-	a25, _ := dstoken.ProfileForVersion("1.0a25")
 	a37, _ := dstoken.ProfileForVersion("1.0a37")
 	kept := f.want.claims
 	kept.Profile = a37
@@ -155,7 +154,7 @@ func TestSignerSideChangesWaitForTheFloor(t *testing.T) {
 				IssuedAt: &metav1.Time{Time: f.t0}, RestartedFor: &metav1.Time{Time: f.t0}}
 			in := f.gathered(held, f.minter)
 			in.signing.viaSigner, in.signing.signerFound, in.signing.namespaceAllowed = true, true, true
-			in.signing.release, in.want.claims.Profile = a25, a25
+			in.signing.instance = &datasettev1alpha1.InstanceStatus{Version: "1.0a25"} // its probe found 1.0a25
 			in.floor = 10 * time.Minute
 			p := decide(in, f.t0.Add(tt.after))
 			if p.mint != tt.mint || p.readiness.reason != datasettev1alpha1.ReasonIssued {
