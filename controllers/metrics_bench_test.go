@@ -165,8 +165,8 @@ func informerCache(b testing.TB, lists ...runtime.Object) cache.Cache {
 	opts.NewInformer = func(_ toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
 		list := listOf[fmt.Sprintf("%TList", obj)]
 		lw := &toolscache.ListWatch{
-			ListFunc:  func(metav1.ListOptions) (runtime.Object, error) { return list.DeepCopyObject(), nil },
-			WatchFunc: func(metav1.ListOptions) (watch.Interface, error) { return watch.NewFake(), nil },
+			ListWithContextFunc:  func(context.Context, metav1.ListOptions) (runtime.Object, error) { return list.DeepCopyObject(), nil },
+			WatchFuncWithContext: func(context.Context, metav1.ListOptions) (watch.Interface, error) { return watch.NewFake(), nil },
 		}
 		return toolscache.NewSharedIndexInformer(listOnly{lw}, obj, resync, indexers)
 	}
