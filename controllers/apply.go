@@ -104,7 +104,6 @@ func (r *DatasetteTokenReconciler) apply(ctx context.Context, in *gathered, p pl
 	// Told once the status says so: a status write that lost a race (409) is retried, and the
 	// change of Ready is told then, once.
 	r.recordEvents(tok, p, readyChanged, newGeneration)
-	recordTokenMetrics(tok)
 	return scheduled(p.requeueAfter), nil
 }
 

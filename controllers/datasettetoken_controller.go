@@ -103,7 +103,6 @@ func (r *DatasetteTokenReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.Get(ctx, req.NamespacedName, &tok); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.statusWrites.forget(req.NamespacedName)
-			forgetTokenMetrics(req.NamespacedName)
 			r.keys.release(keyUser("DatasetteToken", &metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}))
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)

@@ -223,7 +223,6 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 	if settings.Probe == nil {
 		next.Instance = nil
 		meta.RemoveStatusCondition(&next.Conditions, datasettev1alpha1.ConditionInstanceVerified)
-		forgetInstanceMetrics(r.kind.name, signer.GetNamespace(), signer.GetName())
 		r.probes.runner.forget(client.ObjectKeyFromObject(signer))
 		return 0
 	}
@@ -281,7 +280,6 @@ func (r *signerReconciler) probeInstance(ctx context.Context, signer client.Obje
 		r.Recorder.Eventf(signer, nil, corev1.EventTypeWarning, "RotationTimedOut", "Probe",
 			"the instance did not accept the new key in time: tokens are re-minted with it anyway")
 	}
-	recordInstanceMetrics(r.kind.name, signer.GetNamespace(), signer.GetName(), d.condition.Reason, next.Instance.Version)
 	return d.requeueAfter
 }
 

@@ -105,14 +105,14 @@ func TestNoSecretLeaks(t *testing.T) {
 	// While we are here: the metrics say what they should.
 	var cur datasettev1alpha1.DatasetteToken
 	g.Expect(k8sClient.Get(ctx, key, &cur)).To(Succeed())
-	if got := testutil.ToFloat64(tokenReady.WithLabelValues(ns, "lifecycle")); got != 1 {
-		t.Errorf("datasette_token_ready = %v, want 1", got)
-	}
-	if got := testutil.ToFloat64(tokenReady.WithLabelValues(ns, "clash")); got != 0 {
-		t.Errorf("datasette_token_ready for a conflict = %v, want 0", got)
-	}
-	g.Eventually(func() float64 { return testutil.ToFloat64(tokenExpiry.WithLabelValues(ns, "lifecycle")) }, eventually, poll).
-		Should(BeNumerically(">=", float64(cur.Status.ExpiresAt.Unix())))
+	// The series are read from the manager's cache, a moment behind the API server.
+	g.Eventually(func() float64 { return seriesValue(t, "datasette_token_ready", "namespace", ns, "name", "lifecycle") }, eventually, poll).
+		Should(Equal(1.0), "datasette_token_ready")
+	g.Eventually(func() float64 { return seriesValue(t, "datasette_token_ready", "namespace", ns, "name", "clash") }, eventually, poll).
+		Should(Equal(0.0), "datasette_token_ready for a conflict")
+	g.Eventually(func() float64 {
+		return seriesValue(t, "datasette_token_expiry_timestamp_seconds", "namespace", ns, "name", "lifecycle")
+	}, eventually, poll).Should(BeNumerically(">=", float64(cur.Status.ExpiresAt.Unix())))
 	for _, reason := range []mintReason{mintIssue, mintRenewal, mintRotation, mintRepair} {
 		if testutil.ToFloat64(tokenMints.WithLabelValues(string(reason))) == 0 {
 			t.Errorf("no mint counted for reason %s", reason)

@@ -69,6 +69,11 @@ func (r *DatasetteTokenReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(summaryEmitter{r: r}); err != nil {
 		return fmt.Errorf("adding the mint summary emitter: %w", err)
 	}
+	// The metrics describing tokens and signers are read from the manager's cache at each
+	// scrape, while it leads.
+	if err := mgr.Add(&metricsSource{reader: mgr.GetClient()}); err != nil {
+		return fmt.Errorf("adding the metrics source: %w", err)
+	}
 	secretMeta := &metav1.PartialObjectMetadata{}
 	secretMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 

@@ -103,8 +103,6 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err := r.Get(ctx, req.NamespacedName, signer); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.keys.release(r.kind.name + "/" + req.Namespace + "/" + req.Name)
-			forgetSignerMetrics(r.kind.name, req.NamespacedName)
-			forgetInstanceMetrics(r.kind.name, req.Namespace, req.Name)
 			r.probes.runner.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -145,7 +143,6 @@ func (r *signerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		heldWait = max(key.heldUntil.Sub(r.probes.now()), time.Second)
 	}
 	result := ctrl.Result{RequeueAfter: soonest(r.probeInstance(ctx, signer, key, next), restartWait, heldWait)}
-	recordSignerMetrics(r.kind.name, req.NamespacedName, next.Conditions)
 	if equality.Semantic.DeepEqual(status, next) {
 		return result, nil
 	}
