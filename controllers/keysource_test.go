@@ -1,14 +1,12 @@
 package controllers
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
@@ -36,17 +34,7 @@ func TestSignerKeyNameFlipPaced(t *testing.T) {
 			signer := &datasettev1alpha1.DatasetteSigner{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "flip"},
 				Spec: datasettev1alpha1.DatasetteSignerSpec{SecretRef: ref(0)}}
 			create(t, signer)
-			keys := make([]types.NamespacedName, tokens)
-			for i := range tokens {
-				tok := newToken(ns, fmt.Sprint("t", i), "bot")
-				tok.Spec.SigningSecretRef = nil
-				tok.Spec.SignerRef = &datasettev1alpha1.SignerReference{Kind: datasettev1alpha1.DatasetteSignerKind, Name: "flip"}
-				create(t, tok)
-				keys[i] = client.ObjectKeyFromObject(tok)
-			}
-			for _, key := range keys {
-				waitReason(t, key, datasettev1alpha1.ReasonIssued)
-			}
+			keys := tokensUnderSigner(t, ns, "flip", tokens)
 			mark := m.requests.mark()
 			start := time.Now()
 			for i := 1; i <= changes; i++ {

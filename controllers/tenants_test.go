@@ -360,17 +360,7 @@ func TestKeyChurnPacedByTheFloor(t *testing.T) {
 		signer.Spec.RolloutRestartTargets = append(signer.Spec.RolloutRestartTargets, datasettev1alpha1.RolloutRestartTarget{Kind: "Deployment", Name: name})
 	}
 	create(t, signer)
-	keys := make([]types.NamespacedName, tokens)
-	for i := range tokens {
-		tok := newToken(ns, fmt.Sprint("t", i), "bot")
-		tok.Spec.SigningSecretRef = nil
-		tok.Spec.SignerRef = &datasettev1alpha1.SignerReference{Kind: datasettev1alpha1.DatasetteSignerKind, Name: "churn"}
-		create(t, tok)
-		keys[i] = client.ObjectKeyFromObject(tok)
-	}
-	for _, key := range keys {
-		waitReason(t, key, datasettev1alpha1.ReasonIssued)
-	}
+	keys := tokensUnderSigner(t, ns, "churn", tokens)
 
 	mark := m.requests.mark()
 	start := time.Now()
@@ -417,4 +407,22 @@ func getSecretVersion(t *testing.T, s *corev1.Secret) string {
 	var got corev1.Secret
 	NewWithT(t).Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(s), &got)).To(Succeed())
 	return got.ResourceVersion
+}
+
+// tokensUnderSigner creates n DatasetteTokens t0…t(n-1) in ns under the DatasetteSigner signer
+// and waits until each is Issued.
+func tokensUnderSigner(t *testing.T, ns, signer string, n int) []types.NamespacedName {
+	t.Helper()
+	keys := make([]types.NamespacedName, n)
+	for i := range n {
+		tok := newToken(ns, fmt.Sprint("t", i), "bot")
+		tok.Spec.SigningSecretRef = nil
+		tok.Spec.SignerRef = &datasettev1alpha1.SignerReference{Kind: datasettev1alpha1.DatasetteSignerKind, Name: signer}
+		create(t, tok)
+		keys[i] = client.ObjectKeyFromObject(tok)
+	}
+	for _, key := range keys {
+		waitReason(t, key, datasettev1alpha1.ReasonIssued)
+	}
+	return keys
 }
