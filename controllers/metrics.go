@@ -163,29 +163,20 @@ func (c *objectMetrics) Collect(ch chan<- prometheus.Metric) {
 				seenTokens[key] = true
 			}
 			collectToken(ch, tok)
-			if ref := tok.Spec.SignerRef; ref != nil {
-				key := signerKey{kind: ref.Kind, name: ref.Name}
-				if ref.Kind != datasettev1alpha1.ClusterDatasetteSignerKind {
-					key.namespace = tok.Namespace
-				}
-				tokensOf[key]++
+			if tok.Spec.SignerRef != nil {
+				tokensOf[signerKey(summaryTargetOf(tok))]++ // where its key comes from: its signer
 			}
 		}
-		var signers datasettev1alpha1.DatasetteSignerList
-		if err := r.List(ctx, &signers, client.UnsafeDisableDeepCopy); err != nil {
-			log.Error(err, "listing DatasetteSigners for the metrics")
-		}
-		for i := range signers.Items {
-			s := &signers.Items[i]
-			collectSigner(ch, seenSigners, signerKey{datasettev1alpha1.DatasetteSignerKind, s.Namespace, s.Name}, &s.Status)
-		}
-		var clusterSigners datasettev1alpha1.ClusterDatasetteSignerList
-		if err := r.List(ctx, &clusterSigners, client.UnsafeDisableDeepCopy); err != nil {
-			log.Error(err, "listing ClusterDatasetteSigners for the metrics")
-		}
-		for i := range clusterSigners.Items {
-			s := &clusterSigners.Items[i]
-			collectSigner(ch, seenSigners, signerKey{datasettev1alpha1.ClusterDatasetteSignerKind, "", s.Name}, &s.Status)
+		for _, kind := range signerKinds {
+			list := kind.newList()
+			if err := r.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+				log.Error(err, "listing "+kind.name+"s for the metrics")
+			}
+			items, _ := meta.ExtractList(list) // a typed list of client.Objects
+			for _, item := range items {
+				s := item.(client.Object)
+				collectSigner(ch, seenSigners, signerKey{kind.name, s.GetNamespace(), s.GetName()}, kind.statusOf(s))
+			}
 		}
 	}
 	for key, n := range tokensOf {
