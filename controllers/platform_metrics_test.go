@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +162,27 @@ func TestBuildInfo(t *testing.T) {
 // from the manager's registry, without creating it; -1 when there is none.
 func seriesValue(t *testing.T, metric string, labels ...string) float64 {
 	t.Helper()
+	v, ok := gatheredSeries(t, metric, func(got map[string]string) bool {
+		if len(got) != len(labels)/2 {
+			return false
+		}
+		for k := 0; k+1 < len(labels); k += 2 {
+			if v, ok := got[labels[k]]; !ok || v != labels[k+1] {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		return -1
+	}
+	return v
+}
+
+// gatheredSeries gathers the manager's registry and returns the value of the first series of
+// metric whose labels match, without creating it.
+func gatheredSeries(t *testing.T, metric string, match func(labels map[string]string) bool) (float64, bool) {
+	t.Helper()
 	families, err := metrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -171,20 +191,17 @@ func seriesValue(t *testing.T, metric string, labels ...string) float64 {
 		if f.GetName() != metric {
 			continue
 		}
-	series:
 		for _, m := range f.GetMetric() {
-			if len(m.GetLabel()) != len(labels)/2 {
-				continue
-			}
+			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if j := slices.Index(labels, l.GetName()); j < 0 || j%2 != 0 || labels[j+1] != l.GetValue() {
-					continue series
-				}
+				labels[l.GetName()] = l.GetValue()
 			}
-			return m.GetGauge().GetValue()
+			if match(labels) {
+				return m.GetGauge().GetValue(), true
+			}
 		}
 	}
-	return -1
+	return 0, false
 }
 
 // seriesWith counts the series of metric on the manager's registry whose labels include label.

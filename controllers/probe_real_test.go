@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	datasettev1alpha1 "github.com/datasette-token-operator/datasette-token-operator/api/v1alpha1"
 	"github.com/datasette-token-operator/datasette-token-operator/internal/testenv"
@@ -466,26 +465,10 @@ func (s *instanceSwitch) to(backend string) {
 // version) is value from the manager's registry, without creating it.
 func gauge(t *testing.T, metric, name, value string) (float64, bool) {
 	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != metric {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["kind"] == datasettev1alpha1.ClusterDatasetteSignerKind && labels["name"] == name &&
-				(labels["reason"] == value || labels["version"] == value) {
-				return m.GetGauge().GetValue(), true
-			}
-		}
-	}
-	return 0, false
+	return gatheredSeries(t, metric, func(labels map[string]string) bool {
+		return labels["kind"] == datasettev1alpha1.ClusterDatasetteSignerKind && labels["name"] == name &&
+			(labels["reason"] == value || labels["version"] == value)
+	})
 }
 
 // gaugeOnce is gauge once the series is present (present true) or absent (false), or at the
