@@ -120,7 +120,7 @@ type plan struct {
 func decide(gatheredIn *gathered, now time.Time) plan {
 	in := *gatheredIn // the facts stay as gathered: what follows from them is decide's
 	applyInstance(&in)
-	gatherRelease(&in)
+	applyRelease(&in)
 	p := decideToken(&in, now)
 	wake := func(at time.Time) {
 		if wait := max(at.Sub(now), time.Second); p.requeueAfter == 0 || wait < p.requeueAfter {

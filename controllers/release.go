@@ -38,10 +38,10 @@ func SignerRelease(settings datasettev1alpha1.SignerSettings) (*dstoken.Profile,
 	return q, nil
 }
 
-// gatherRelease finds the release the token is minted for (see SignerRelease) and makes the
+// applyRelease finds the release the token is minted for (see SignerRelease) and makes the
 // wanted claims that release's: its payload and abbreviations. Tokens that name a signing
 // Secret keep the newest release.
-func gatherRelease(in *gathered) {
+func applyRelease(in *gathered) {
 	s := &in.signing
 	if !s.viaSigner || !s.signerFound {
 		return

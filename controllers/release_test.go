@@ -62,7 +62,7 @@ func TestDecideRelease(t *testing.T) {
 			if r != nil {
 				in.want.claims.Restrictions = *r
 			}
-			gatherRelease(in)
+			applyRelease(in)
 		}
 	}
 	// probed is viaSigner for a signer whose probe found its instance running discovered.
@@ -126,7 +126,7 @@ func TestDecideRelease(t *testing.T) {
 			mint: mintIssue, reason: datasettev1alpha1.ReasonIssued, payload: `{"a":"bot","t":`},
 		{name: "a signing Secret keeps the newest release", token: "-", gather: func(in *gathered) {
 			in.signing.settings = version("1.0a0") // not read: no signer
-			gatherRelease(in)
+			applyRelease(in)
 		}, mint: mintIssue, reason: datasettev1alpha1.ReasonIssued, payload: `{"a":"bot","t":`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
